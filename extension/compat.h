@@ -1,0 +1,129 @@
+/*-------------------------------------------------------------------------
+ *
+ * compat.h
+ *		Every difference between PostgreSQL 13 and 17 that replication_kit
+ *		cares about, in one place, so that the rest of the code reads as if
+ *		there were a single server version.
+ *
+ * The kit targets PostgreSQL 15; the other majors are kept compiling.
+ *
+ *-------------------------------------------------------------------------
+ */
+#ifndef RK_COMPAT_H
+#define RK_COMPAT_H
+
+#include "postgres.h"
+
+#include "access/xlog.h"
+#include "nodes/parsenodes.h"
+#include "utils/guc.h"
+
+#if PG_VERSION_NUM < 130000
+#error "replication_kit needs PostgreSQL 13 or later"
+#endif
+
+#if PG_VERSION_NUM >= 150000
+#include "access/xlogrecovery.h"
+#endif
+
+/* A string constant for a hand-built ALTER SYSTEM statement. */
+static inline Node *
+rk_make_string_const(const char *str)
+{
+	A_Const    *n = makeNode(A_Const);
+
+#if PG_VERSION_NUM >= 150000
+	n->val.sval.type = T_String;
+	n->val.sval.sval = pstrdup(str);
+#else
+	n->val.type = T_String;
+	n->val.val.str = pstrdup(str);
+#endif
+	n->location = -1;
+	return (Node *) n;
+}
+
+/* Reserving the GUC prefix got its present name in 15. */
+#if PG_VERSION_NUM < 150000
+#define MarkGUCPrefixReserved(prefix) EmitWarningsOnPlaceholders(prefix)
+#endif
+
+/*
+ * Shared memory is requested from shmem_request_hook since 15; before that
+ * from _PG_init directly.
+ */
+#if PG_VERSION_NUM >= 150000
+#define RK_HAVE_SHMEM_REQUEST_HOOK 1
+#endif
+
+/*
+ * PostgreSQL's own pg_hba.conf parser is callable from extensions since 15
+ * (hbafuncs.c); tokenize_auth_file grew a depth argument in 16.
+ */
+#if PG_VERSION_NUM >= 150000
+#define RK_HAVE_HBA_PARSER 1
+#if PG_VERSION_NUM >= 160000
+#define rk_tokenize_auth_file(fn, f, lines, elevel) \
+	tokenize_auth_file((fn), (f), (lines), (elevel), 0)
+#else
+#define rk_tokenize_auth_file(fn, f, lines, elevel) \
+	tokenize_auth_file((fn), (f), (lines), (elevel))
+#endif
+#endif
+
+/* The timeline this server writes (primary) or replays (standby). */
+static inline TimeLineID
+rk_current_timeline(void)
+{
+	TimeLineID	tli;
+
+	if (RecoveryInProgress())
+		(void) GetXLogReplayRecPtr(&tli);
+	else
+	{
+#if PG_VERSION_NUM >= 150000
+		tli = GetWALInsertionTimeLine();
+#else
+		tli = ThisTimeLineID;
+		if (tli == 0)
+			(void) GetXLogReplayRecPtr(&tli);
+#endif
+	}
+	return tli;
+}
+
+/* WAL flushed to disk on a primary; the timeline argument came in 15. */
+#if PG_VERSION_NUM >= 150000
+#define rk_flush_lsn() GetFlushRecPtr(NULL)
+#else
+#define rk_flush_lsn() GetFlushRecPtr()
+#endif
+
+/* Materialized set-returning functions: a helper since 15. */
+#if PG_VERSION_NUM < 150000
+#include "funcapi.h"
+#include "miscadmin.h"
+#include "utils/tuplestore.h"
+static inline void
+InitMaterializedSRF(FunctionCallInfo fcinfo, bits32 flags)
+{
+	ReturnSetInfo *rsinfo = (ReturnSetInfo *) fcinfo->resultinfo;
+	TupleDesc	tupdesc;
+	MemoryContext old;
+
+	if (rsinfo == NULL || !IsA(rsinfo, ReturnSetInfo) ||
+		!(rsinfo->allowedModes & SFRM_Materialize))
+		ereport(ERROR,
+				(errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
+				 errmsg("set-valued function called in context that cannot accept a set")));
+	old = MemoryContextSwitchTo(rsinfo->econtext->ecxt_per_query_memory);
+	if (get_call_result_type(fcinfo, NULL, &tupdesc) != TYPEFUNC_COMPOSITE)
+		elog(ERROR, "return type must be a row type");
+	rsinfo->returnMode = SFRM_Materialize;
+	rsinfo->setResult = tuplestore_begin_heap(true, false, work_mem);
+	rsinfo->setDesc = CreateTupleDescCopy(tupdesc);
+	MemoryContextSwitchTo(old);
+}
+#endif
+
+#endif							/* RK_COMPAT_H */

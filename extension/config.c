@@ -1,0 +1,239 @@
+/*-------------------------------------------------------------------------
+ *
+ * config.c
+ *		Changing server settings the way ALTER SYSTEM does, from C, and
+ *		reading them back: the running value, and the value the
+ *		configuration files will give after the next reload or restart.
+ *
+ * ALTER SYSTEM itself refuses to run inside a function, so the kit builds
+ * the statement and hands it to AlterSystemSetConfigFile(), which takes the
+ * same lock, validates the value the same way and rewrites
+ * postgresql.auto.conf atomically.
+ *
+ *-------------------------------------------------------------------------
+ */
+#include "postgres.h"
+
+#include <fcntl.h>
+#include <signal.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "access/xact.h"
+#include "catalog/pg_type.h"
+#include "executor/spi.h"
+#include "miscadmin.h"
+#include "nodes/makefuncs.h"
+#include "postmaster/postmaster.h"
+#include "storage/fd.h"
+#include "storage/lwlock.h"
+#include "utils/resowner.h"
+#include "utils/builtins.h"
+#include "utils/memutils.h"
+#include "utils/guc.h"
+
+#include "replication_kit.h"
+
+/*
+ * ALTER SYSTEM SET name = 'value', or ALTER SYSTEM RESET name when value is
+ * NULL.  Errors (an invalid value, a full disk) come from the server's own
+ * code with its own messages.
+ */
+void
+rk_alter_system(const char *name, const char *value)
+{
+	AlterSystemStmt *stmt = makeNode(AlterSystemStmt);
+	VariableSetStmt *set = makeNode(VariableSetStmt);
+
+	set->name = pstrdup(name);
+	if (value != NULL)
+	{
+		set->kind = VAR_SET_VALUE;
+		set->args = list_make1(rk_make_string_const(value));
+	}
+	else
+		set->kind = VAR_RESET;
+	stmt->setstmt = set;
+
+	AlterSystemSetConfigFile(stmt);
+}
+
+/* What pg_reload_conf() does: the postmaster rereads the files. */
+void
+rk_reload_config(void)
+{
+	if (kill(PostmasterPid, SIGHUP))
+		ereport(WARNING,
+				(errmsg("could not send reload signal to the postmaster: %m"),
+				 errhint("Run SELECT pg_reload_conf() to apply the change.")));
+}
+
+/* The value this backend runs with, as SHOW prints it. */
+char *
+rk_setting_value(const char *name)
+{
+	return GetConfigOptionByName(name, NULL, false);
+}
+
+/*
+ * The value the configuration files set for `name` (the last assignment
+ * wins, postgresql.auto.conf last of all), or NULL if no file sets it.
+ * Needed to tell "changed, waiting for a restart" from "not changed".
+ */
+char *
+rk_file_setting_value(const char *name)
+{
+	Oid			argtypes[1] = {TEXTOID};
+	Datum		values[1];
+	char	   *result = NULL;
+	int			ret;
+
+	values[0] = CStringGetTextDatum(name);
+	SPI_connect();
+	ret = SPI_execute_with_args("SELECT setting FROM pg_catalog.pg_file_settings "
+								"WHERE name = $1 AND error IS NULL "
+								"ORDER BY seqno DESC LIMIT 1",
+								1, argtypes, values, NULL, true, 1);
+	if (ret != SPI_OK_SELECT)
+		elog(ERROR, "could not read pg_file_settings: %s", SPI_result_code_string(ret));
+	if (SPI_processed == 1)
+	{
+		char	   *v = SPI_getvalue(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1);
+
+		if (v != NULL)
+			result = MemoryContextStrdup(CurTransactionContext, v);
+	}
+	SPI_finish();
+	return result;
+}
+
+/* A whole file into memory; NULL with errno set if it cannot be read. */
+char *
+rk_read_whole_file(const char *path, size_t *len)
+{
+	FILE	   *f;
+	struct stat st;
+	char	   *buf;
+	size_t		n;
+
+	f = AllocateFile(path, PG_BINARY_R);
+	if (f == NULL)
+		return NULL;
+	if (fstat(fileno(f), &st) < 0)
+	{
+		int			save = errno;
+
+		FreeFile(f);
+		errno = save;
+		return NULL;
+	}
+	buf = palloc(st.st_size + 1);
+	n = fread(buf, 1, st.st_size, f);
+	if (ferror(f) || n != (size_t) st.st_size)
+	{
+		int			save = errno ? errno : EIO;
+
+		FreeFile(f);
+		pfree(buf);
+		errno = save;
+		return NULL;
+	}
+	FreeFile(f);
+	buf[n] = '\0';
+	if (len)
+		*len = n;
+	return buf;
+}
+
+/*
+ * Run `steps`; if it fails, roll back what it did inside the database (a
+ * subtransaction) and call `undo` to put back what it changed outside (files,
+ * slots), then rethrow the original error.  The pattern PL/pgSQL uses for an
+ * EXCEPTION block, so that the undo runs with locks and buffers released.
+ */
+void
+rk_guarded(void (*steps) (void *), void (*undo) (void *), void *arg)
+{
+	MemoryContext cxt = CurrentMemoryContext;
+	ResourceOwner owner = CurrentResourceOwner;
+
+	BeginInternalSubTransaction(NULL);
+	MemoryContextSwitchTo(cxt);
+	PG_TRY();
+	{
+		steps(arg);
+		ReleaseCurrentSubTransaction();
+		MemoryContextSwitchTo(cxt);
+		CurrentResourceOwner = owner;
+	}
+	PG_CATCH();
+	{
+		ErrorData  *edata;
+
+		MemoryContextSwitchTo(cxt);
+		edata = CopyErrorData();
+		FlushErrorState();
+		RollbackAndReleaseCurrentSubTransaction();
+		MemoryContextSwitchTo(cxt);
+		CurrentResourceOwner = owner;
+		undo(arg);
+		ReThrowError(edata);
+	}
+	PG_END_TRY();
+}
+
+/* postgresql.auto.conf as it is now, to put back if a later step fails. */
+char *
+rk_auto_conf_snapshot(size_t *len)
+{
+	char	   *content = rk_read_whole_file(PG_AUTOCONF_FILENAME, len);
+
+	if (content == NULL && errno != ENOENT)
+		ereport(ERROR,
+				(errcode_for_file_access(),
+				 errmsg("could not read file \"%s\": %m", PG_AUTOCONF_FILENAME)));
+	return content;
+}
+
+/*
+ * Put back a snapshot of postgresql.auto.conf, under the lock ALTER SYSTEM
+ * takes and with the same temp-file-and-rename dance.
+ */
+void
+rk_auto_conf_restore(const char *content, size_t len)
+{
+	const char *tmp = PG_AUTOCONF_FILENAME ".tmp";
+	int			fd;
+
+	if (content == NULL)
+		return;
+	LWLockAcquire(AutoFileLock, LW_EXCLUSIVE);
+	fd = OpenTransientFile(tmp, O_CREAT | O_RDWR | O_TRUNC | PG_BINARY);
+	if (fd < 0 || write(fd, content, len) != (ssize_t) len || pg_fsync(fd) != 0)
+	{
+		if (fd >= 0)
+			CloseTransientFile(fd);
+		LWLockRelease(AutoFileLock);
+		ereport(WARNING,
+				(errcode_for_file_access(),
+				 errmsg("could not restore \"%s\": %m", PG_AUTOCONF_FILENAME)));
+		return;
+	}
+	CloseTransientFile(fd);
+	(void) durable_rename(tmp, PG_AUTOCONF_FILENAME, WARNING);
+	LWLockRelease(AutoFileLock);
+}
+
+/*
+ * Make the commit of the calling function's transaction wait for the local
+ * flush only.  The kit's own registry changes must not hang on a
+ * synchronous standby that is down: removing that standby is exactly what a
+ * DBA may be trying to do.
+ */
+void
+rk_commit_locally(void)
+{
+	(void) set_config_option("synchronous_commit", "local",
+							 PGC_USERSET, PGC_S_SESSION, GUC_ACTION_LOCAL,
+							 true, 0, false);
+}

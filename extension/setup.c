@@ -1,0 +1,567 @@
+/*-------------------------------------------------------------------------
+ *
+ * setup.c
+ *		Preparing a primary (the walkthrough's steps 4-7): replication
+ *		settings, the replication role, and the pg_hba.conf lines that let
+ *		the standbys in.
+ *
+ *		rk_setup_primary(node_name, host, port, max_standbys)
+ *		rk_create_replicator(role_name, password)
+ *		rk_allow_replication(address, role_name, method, force)
+ *		rk_revoke_replication(address, role_name)
+ *
+ * Each validates all of its input before it changes anything, and puts
+ * back what it changed if a later step fails.
+ *
+ *-------------------------------------------------------------------------
+ */
+#include "postgres.h"
+
+#include <fcntl.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "access/htup_details.h"
+#include "catalog/pg_type.h"
+#include "executor/spi.h"
+#include "fmgr.h"
+#include "funcapi.h"
+#include "libpq/scram.h"
+#include "miscadmin.h"
+#include "storage/fd.h"
+#include "utils/builtins.h"
+#include "utils/formatting.h"
+#include "utils/guc.h"
+
+#include "replication_kit.h"
+
+PG_FUNCTION_INFO_V1(rk_setup_primary);
+PG_FUNCTION_INFO_V1(rk_create_replicator);
+PG_FUNCTION_INFO_V1(rk_allow_replication);
+PG_FUNCTION_INFO_V1(rk_revoke_replication);
+
+/* Text argument or NULL. */
+#define ARG_TEXT_OR_NULL(n) (PG_ARGISNULL(n) ? NULL : text_to_cstring(PG_GETARG_TEXT_PP(n)))
+
+/* One setting rk_setup_primary wants, and whether the current value will do. */
+typedef struct WantedSetting
+{
+	const char *name;
+	char	   *value;			/* what the kit sets */
+	bool		(*ok) (const char *current, const struct WantedSetting *w);
+	int			min;			/* for integer settings */
+	bool		restart;		/* takes effect only at server start */
+} WantedSetting;
+
+static bool
+ok_equal(const char *cur, const WantedSetting *w)
+{
+	return cur != NULL && pg_strcasecmp(cur, w->value) == 0;
+}
+
+static bool
+ok_wal_level(const char *cur, const WantedSetting *w)
+{
+	return cur != NULL && (strcmp(cur, "replica") == 0 || strcmp(cur, "logical") == 0);
+}
+
+static bool
+ok_at_least(const char *cur, const WantedSetting *w)
+{
+	return cur != NULL && atoi(cur) >= w->min;
+}
+
+static bool
+ok_bool_on(const char *cur, const WantedSetting *w)
+{
+	bool		b;
+
+	return cur != NULL && parse_bool(cur, &b) && b;
+}
+
+static bool
+ok_bounded(const char *cur, const WantedSetting *w)
+{
+	return cur != NULL && strcmp(cur, "-1") != 0;
+}
+
+static bool
+ok_sync_commit(const char *cur, const WantedSetting *w)
+{
+	return cur != NULL && (strcmp(cur, "on") == 0 || strcmp(cur, "remote_apply") == 0 ||
+						   strcmp(cur, "remote_write") == 0);
+}
+
+/* State shared by the steps of rk_setup_primary and their undo. */
+typedef struct SetupPrimary
+{
+	const char *node_name;
+	const char *host;
+	int			port;
+	int			nwanted;
+	WantedSetting *wanted;
+	bool	   *change;
+	char	   *auto_conf;
+	size_t		auto_conf_len;
+} SetupPrimary;
+
+static void
+setup_primary_steps(void *arg)
+{
+	SetupPrimary *sp = arg;
+	Oid			argtypes[3] = {TEXTOID, TEXTOID, INT4OID};
+	Datum		values[3];
+	int			ret;
+
+	values[0] = CStringGetTextDatum(sp->node_name);
+	values[1] = CStringGetTextDatum(sp->host);
+	values[2] = Int32GetDatum(sp->port);
+
+	SPI_connect();
+	ret = SPI_execute_with_args(psprintf(
+										 "INSERT INTO %s (node_id, node_name, host, port, role, sync, joined_at) "
+										 "VALUES (1, $1, $2, $3, 'primary', true, now()) "
+										 "ON CONFLICT (node_id) DO UPDATE SET host = excluded.host, port = excluded.port",
+										 rk_table("rk_nodes")),
+								3, argtypes, values, NULL, false, 0);
+	if (ret != SPI_OK_INSERT)
+		elog(ERROR, "could not register the primary: %s", SPI_result_code_string(ret));
+	ret = SPI_execute(psprintf("INSERT INTO %s (one_row) VALUES (true) ON CONFLICT DO NOTHING",
+							   rk_table("rk_cluster")), false, 0);
+	if (ret != SPI_OK_INSERT)
+		elog(ERROR, "could not initialise rk_cluster: %s", SPI_result_code_string(ret));
+	SPI_finish();
+
+	for (int i = 0; i < sp->nwanted; i++)
+		if (sp->change[i])
+			rk_alter_system(sp->wanted[i].name, sp->wanted[i].value);
+
+	/* Last, as it cannot be undone: this node is now known by this name. */
+	rk_state_set_identity(sp->node_name, "primary");
+	rk_state_start_term(sp->node_name);
+}
+
+static void
+setup_primary_undo(void *arg)
+{
+	SetupPrimary *sp = arg;
+
+	rk_auto_conf_restore(sp->auto_conf, sp->auto_conf_len);
+}
+
+/* Is `host` one that listen_addresses already covers? */
+static bool
+listen_covers(const char *listen, const char *host)
+{
+	char	   *copy = pstrdup(listen);
+	char	   *save = NULL;
+	bool		loopback = strcmp(host, "127.0.0.1") == 0 || strcmp(host, "::1") == 0 ||
+		strcmp(host, "localhost") == 0;
+
+	for (char *tok = strtok_r(copy, ", ", &save); tok; tok = strtok_r(NULL, ", ", &save))
+	{
+		if (strcmp(tok, "*") == 0 || strcmp(tok, "0.0.0.0") == 0 || strcmp(tok, "::") == 0 ||
+			strcmp(tok, host) == 0 || (loopback && strcmp(tok, "localhost") == 0))
+			return true;
+	}
+	return false;
+}
+
+/*
+ * rk_setup_primary(node_name, host, port, max_standbys): register this node
+ * as the primary and set what streaming replication and the kit need.
+ * Returns one row per setting it changed; a NOTICE names the settings
+ * that wait for a restart.  Calling it again changes nothing.
+ */
+Datum
+rk_setup_primary(PG_FUNCTION_ARGS)
+{
+	ReturnSetInfo *rsinfo = (ReturnSetInfo *) fcinfo->resultinfo;
+	SetupPrimary sp;
+	char	   *existing;
+	int			max_standbys;
+	int			senders;
+	WantedSetting wanted[8];
+	bool		change[8] = {0};
+	int			n = 0;
+	StringInfoData restart_list;
+	char	   *listen;
+
+	rk_require_superuser("rk_setup_primary");
+	rk_require_primary("rk_setup_primary");
+	rk_require_not_in_transaction_block("rk_setup_primary");
+
+	sp.node_name = ARG_TEXT_OR_NULL(0);
+	sp.host = ARG_TEXT_OR_NULL(1);
+	rk_validate_node_name(sp.node_name);
+	rk_validate_host(sp.host);
+	rk_validate_port(PG_ARGISNULL(2), PG_ARGISNULL(2) ? 0 : PG_GETARG_INT32(2));
+	sp.port = PG_GETARG_INT32(2);
+	if (PG_ARGISNULL(3))
+		ereport(ERROR,
+				(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
+				 errmsg("max_standbys must not be null")));
+	max_standbys = PG_GETARG_INT32(3);
+	if (max_standbys < 1 || max_standbys > RK_MAX_NODES - 1)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("max_standbys must be between 1 and %d", RK_MAX_NODES - 1)));
+
+	/* Another primary already registered, or this name taken by a standby? */
+	if (rk_registry_has_primary(&existing) && strcmp(existing, sp.node_name) != 0)
+		ereport(ERROR,
+				(errcode(ERRCODE_DUPLICATE_OBJECT),
+				 errmsg("this cluster is already set up with primary \"%s\"", existing),
+				 errhint("rk_status() shows the registered nodes; the primary keeps its name.")));
+	{
+		Oid			argtypes[1] = {TEXTOID};
+		Datum		values[1] = {CStringGetTextDatum(sp.node_name)};
+
+		if (rk_query_value(psprintf("SELECT 1 FROM %s WHERE node_name = $1 AND role = 'standby'",
+									rk_table("rk_nodes")), 1, argtypes, values))
+			ereport(ERROR,
+					(errcode(ERRCODE_DUPLICATE_OBJECT),
+					 errmsg("node \"%s\" is registered as a standby", sp.node_name)));
+	}
+
+	/* Each standby needs a WAL sender and a slot; two spare for clones and pg_rewind. */
+	senders = max_standbys + 2;
+	wanted[n++] = (WantedSetting) {"wal_level", "replica", ok_wal_level, 0, true};
+	wanted[n++] = (WantedSetting) {"max_wal_senders", psprintf("%d", senders), ok_at_least, senders, true};
+	wanted[n++] = (WantedSetting) {"max_replication_slots", psprintf("%d", senders), ok_at_least, senders, true};
+	wanted[n++] = (WantedSetting) {"hot_standby", "on", ok_bool_on, 0, true};
+	wanted[n++] = (WantedSetting) {"wal_log_hints", "on", ok_bool_on, 0, true};
+	wanted[n++] = (WantedSetting) {"max_slot_wal_keep_size", "4GB", ok_bounded, 0, false};
+	wanted[n++] = (WantedSetting) {"synchronous_commit", "on", ok_sync_commit, 0, false};
+	listen = rk_setting_value("listen_addresses");
+	if (!listen_covers(listen, sp.host))
+		wanted[n++] = (WantedSetting) {"listen_addresses",
+			listen[0] ? psprintf("%s,%s", listen, sp.host) : pstrdup(sp.host), ok_equal, 0, true};
+
+	InitMaterializedSRF(fcinfo, 0);
+	initStringInfo(&restart_list);
+	for (int i = 0; i < n; i++)
+	{
+		WantedSetting *w = &wanted[i];
+		char	   *running = rk_setting_value(w->name);
+		char	   *in_file = rk_file_setting_value(w->name);
+		bool		needs_restart = w->restart;
+
+		if (in_file != NULL && w->ok(in_file, w))
+		{
+			/* Already asked for; maybe only waiting for a restart. */
+			if (!w->ok(running, w))
+				appendStringInfo(&restart_list, "%s%s", restart_list.len ? ", " : "", w->name);
+			continue;
+		}
+		if (in_file == NULL && w->ok(running, w))
+			continue;
+
+		change[i] = true;
+		{
+			Datum		values[4];
+			bool		nulls[4] = {0};
+
+			values[0] = CStringGetTextDatum(w->name);
+			values[1] = CStringGetTextDatum(running);
+			values[2] = CStringGetTextDatum(w->value);
+			values[3] = BoolGetDatum(needs_restart);
+			tuplestore_putvalues(rsinfo->setResult, rsinfo->setDesc, values, nulls);
+		}
+		if (needs_restart)
+			appendStringInfo(&restart_list, "%s%s", restart_list.len ? ", " : "", w->name);
+	}
+
+	rk_commit_locally();
+	sp.nwanted = n;
+	sp.wanted = wanted;
+	sp.change = change;
+	sp.auto_conf = rk_auto_conf_snapshot(&sp.auto_conf_len);
+	rk_guarded(setup_primary_steps, setup_primary_undo, &sp);
+	rk_reload_config();
+	rk_registry_event("setup_primary", sp.node_name,
+					  psprintf("registered as the primary at %s:%d", sp.host, sp.port));
+	rk_wake_worker();
+
+	if (restart_list.len > 0)
+		ereport(NOTICE,
+				(errmsg("restart the server to apply: %s", restart_list.data),
+				 errdetail("These settings take effect only at server start."),
+				 errhint("Restart with pg_ctl restart (or systemctl restart postgresql) before cloning standbys.")));
+	return (Datum) 0;
+}
+
+/*
+ * The kit's password file: "*:*:*:role:password" in a file only the server
+ * user can read, the way libpq's passfile expects it.  The workers use it to
+ * reach each other, and a standby cloned with pg_basebackup gets a copy.
+ */
+static void
+write_passfile(const char *role, const char *password)
+{
+	StringInfoData buf;
+	const char *tmp = RK_PASS_FILE ".tmp";
+	int			fd;
+
+	initStringInfo(&buf);
+	appendStringInfo(&buf, "*:*:*:%s:", role);
+	for (const char *p = password; *p; p++)
+	{
+		if (*p == ':' || *p == '\\')
+			appendStringInfoChar(&buf, '\\');
+		appendStringInfoChar(&buf, *p);
+	}
+	appendStringInfoChar(&buf, '\n');
+
+	fd = OpenTransientFilePerm(tmp, O_WRONLY | O_CREAT | O_TRUNC | PG_BINARY, S_IRUSR | S_IWUSR);
+	if (fd < 0)
+		ereport(ERROR,
+				(errcode_for_file_access(),
+				 errmsg("could not create file \"%s\": %m", tmp)));
+	if (write(fd, buf.data, buf.len) != buf.len || pg_fsync(fd) != 0)
+	{
+		CloseTransientFile(fd);
+		unlink(tmp);
+		ereport(ERROR,
+				(errcode_for_file_access(),
+				 errmsg("could not write file \"%s\"", tmp)));
+	}
+	CloseTransientFile(fd);
+	memset(buf.data, 0, buf.len);
+	(void) durable_rename(tmp, RK_PASS_FILE, ERROR);
+}
+
+typedef struct CreateReplicator
+{
+	const char *role;
+	const char *password;
+	bool		exists;
+	char	   *old_passfile;
+	size_t		old_passfile_len;
+} CreateReplicator;
+
+static void
+create_replicator_steps(void *arg)
+{
+	CreateReplicator *cr = arg;
+	char	   *secret = pg_be_scram_build_secret(cr->password);
+	Oid			argtypes[1] = {TEXTOID};
+	Datum		values[1] = {CStringGetTextDatum(cr->role)};
+	int			ret;
+
+	SPI_connect();
+	ret = SPI_execute(psprintf(cr->exists ? "ALTER ROLE %s WITH LOGIN PASSWORD %s"
+							   : "CREATE ROLE %s WITH LOGIN REPLICATION PASSWORD %s",
+							   quote_identifier(cr->role), quote_literal_cstr(secret)),
+					  false, 0);
+	if (ret != SPI_OK_UTILITY)
+		elog(ERROR, "could not create the replication role");
+	ret = SPI_execute_with_args(psprintf("UPDATE %s SET replication_role = $1", rk_table("rk_cluster")),
+								1, argtypes, values, NULL, false, 0);
+	if (ret != SPI_OK_UPDATE)
+		elog(ERROR, "could not record the replication role: %s", SPI_result_code_string(ret));
+	ret = SPI_execute(psprintf("GRANT EXECUTE ON FUNCTION %s.rk_peer_state() TO %s",
+							   quote_identifier(rk_schema()), quote_identifier(cr->role)),
+					  false, 0);
+	if (ret != SPI_OK_UTILITY)
+		elog(ERROR, "could not grant the peer functions");
+	SPI_finish();
+
+	write_passfile(cr->role, cr->password);
+}
+
+static void
+create_replicator_undo(void *arg)
+{
+	CreateReplicator *cr = arg;
+
+	if (cr->old_passfile)
+	{
+		int			fd = OpenTransientFilePerm(RK_PASS_FILE, O_WRONLY | O_TRUNC | PG_BINARY, S_IRUSR | S_IWUSR);
+
+		if (fd >= 0)
+		{
+			if (write(fd, cr->old_passfile, cr->old_passfile_len) < 0)
+				ereport(WARNING, (errcode_for_file_access(),
+								  errmsg("could not restore \"%s\": %m", RK_PASS_FILE)));
+			CloseTransientFile(fd);
+		}
+	}
+	else
+		unlink(RK_PASS_FILE);
+}
+
+/*
+ * rk_create_replicator(role_name, password): a LOGIN REPLICATION role with
+ * a SCRAM password.  Calling it again for the kit's replication role sets
+ * the password again.  It never turns a superuser or an ordinary role into
+ * the replication role.  The password is never printed: the role is
+ * created from a SCRAM secret computed here, so not even the statement the
+ * kit runs contains it.
+ */
+Datum
+rk_create_replicator(PG_FUNCTION_ARGS)
+{
+	CreateReplicator cr = {0};
+	Oid			argtypes[1] = {TEXTOID};
+	Datum		values[1];
+	char	   *flags;
+
+	rk_require_superuser("rk_create_replicator");
+	rk_require_primary("rk_create_replicator");
+	rk_require_not_in_transaction_block("rk_create_replicator");
+
+	cr.role = ARG_TEXT_OR_NULL(0);
+	cr.password = ARG_TEXT_OR_NULL(1);
+	rk_validate_role_name(cr.role);
+	if (cr.password == NULL || cr.password[0] == '\0')
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PASSWORD),
+				 errmsg("the replication role needs a non-empty password")));
+	if (strchr(cr.password, '\n') || strchr(cr.password, '\r'))
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PASSWORD),
+				 errmsg("the password must not contain line breaks"),
+				 errdetail("It is stored in a libpq password file, one entry per line.")));
+	if (!rk_registry_has_primary(NULL))
+		ereport(ERROR,
+				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+				 errmsg("this node is not set up as a primary yet"),
+				 errhint("Run rk_setup_primary() first.")));
+
+	rk_commit_locally();
+
+	values[0] = CStringGetTextDatum(cr.role);
+	flags = rk_query_value("SELECT rolsuper::text || ',' || rolreplication::text "
+						   "FROM pg_catalog.pg_authid WHERE rolname = $1",
+						   1, argtypes, values);
+	if (flags != NULL)
+	{
+		cr.exists = true;
+		if (strncmp(flags, "true", 4) == 0)
+			ereport(ERROR,
+					(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+					 errmsg("role \"%s\" is a superuser", cr.role),
+					 errdetail("The kit does not use a superuser for replication: its password is stored on every node."),
+					 errhint("Choose another name for the replication role.")));
+		if (strstr(flags, ",false") != NULL)
+			ereport(ERROR,
+					(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+					 errmsg("role \"%s\" exists and is not a replication role", cr.role),
+					 errdetail("The kit does not give the REPLICATION attribute to an existing role."),
+					 errhint("Choose another name, or run ALTER ROLE %s REPLICATION yourself first.", cr.role)));
+	}
+
+	cr.old_passfile = rk_read_whole_file(RK_PASS_FILE, &cr.old_passfile_len);
+	rk_guarded(create_replicator_steps, create_replicator_undo, &cr);
+	rk_registry_event("create_replicator", NULL,
+					  psprintf("%s replication role \"%s\"", cr.exists ? "updated" : "created", cr.role));
+
+	PG_RETURN_TEXT_P(cstring_to_text(psprintf("%s replication role \"%s\"",
+											  cr.exists ? "updated" : "created", cr.role)));
+}
+
+/* An authentication method the kit will write, lower-cased. */
+static char *
+check_method(const char *method, bool force)
+{
+	char	   *m;
+
+	if (method == NULL)
+		ereport(ERROR,
+				(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
+				 errmsg("authentication method must not be null")));
+	m = asc_tolower(method, strlen(method));
+	if (strcmp(m, "trust") == 0)
+	{
+		if (!force)
+			ereport(ERROR,
+					(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+					 errmsg("refusing to allow replication with method \"trust\""),
+					 errdetail("trust lets anyone who can reach the server connect as the replication role without a password."),
+					 errhint("Use scram-sha-256, or pass force => true if the network is trusted.")));
+		return m;
+	}
+	if (strcmp(m, "scram-sha-256") != 0 && strcmp(m, "md5") != 0 && strcmp(m, "cert") != 0)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("unsupported authentication method \"%s\"", method),
+				 errhint("Use scram-sha-256 (the default), md5, cert or, with force => true, trust.")));
+	return m;
+}
+
+static void
+require_role_exists(const char *role)
+{
+	Oid			argtypes[1] = {TEXTOID};
+	Datum		values[1] = {CStringGetTextDatum(role)};
+
+	if (rk_query_value("SELECT 1 FROM pg_catalog.pg_roles WHERE rolname = $1", 1, argtypes, values) == NULL)
+		ereport(ERROR,
+				(errcode(ERRCODE_UNDEFINED_OBJECT),
+				 errmsg("role \"%s\" does not exist", role),
+				 errhint("Create it with rk_create_replicator().")));
+}
+
+/*
+ * rk_allow_replication(address, role_name, method, force): let `role_name`
+ * replicate from `address`.  Runs on any node, since pg_hba.conf is not
+ * replicated and every node may become the primary.
+ */
+Datum
+rk_allow_replication(PG_FUNCTION_ARGS)
+{
+	char	   *address = ARG_TEXT_OR_NULL(0);
+	char	   *role = ARG_TEXT_OR_NULL(1);
+	char	   *method;
+	bool		force = PG_ARGISNULL(3) ? false : PG_GETARG_BOOL(3);
+	RkHbaEdit	edit = {0};
+	int			added;
+
+	rk_require_superuser("rk_allow_replication");
+	rk_require_not_in_transaction_block("rk_allow_replication");
+	address = rk_normalize_address(address);
+	rk_validate_role_name(role);
+	method = check_method(ARG_TEXT_OR_NULL(2), force);
+	require_role_exists(role);
+
+	added = rk_hba_add_lines(&edit, role, address, method, NULL);
+	if (added == 0)
+		PG_RETURN_TEXT_P(cstring_to_text(psprintf("pg_hba.conf already lets \"%s\" replicate from %s with %s",
+												  role, address, method)));
+	rk_registry_event("allow_replication", NULL,
+					  psprintf("pg_hba.conf lets \"%s\" replicate from %s with %s", role, address, method));
+	PG_RETURN_TEXT_P(cstring_to_text(psprintf("pg_hba.conf now lets \"%s\" replicate from %s with %s",
+											  role, address, method)));
+}
+
+/* rk_revoke_replication(address, role_name): remove what rk_allow_replication added. */
+Datum
+rk_revoke_replication(PG_FUNCTION_ARGS)
+{
+	char	   *address = ARG_TEXT_OR_NULL(0);
+	char	   *role = ARG_TEXT_OR_NULL(1);
+	RkHbaEdit	edit = {0};
+	bool		foreign;
+	int			removed;
+
+	rk_require_superuser("rk_revoke_replication");
+	rk_require_not_in_transaction_block("rk_revoke_replication");
+	address = rk_normalize_address(address);
+	rk_validate_role_name(role);
+
+	removed = rk_hba_remove_lines(&edit, role, address, NULL, &foreign);
+	if (removed == 0 && foreign)
+		ereport(ERROR,
+				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+				 errmsg("the pg_hba.conf line for \"%s\" from %s was not added by replication_kit", role, address),
+				 errdetail("The kit only removes lines it added itself, which end with \"%s\".", RK_HBA_MARK),
+				 errhint("Edit pg_hba.conf by hand to remove it.")));
+	if (removed == 0)
+		PG_RETURN_TEXT_P(cstring_to_text(psprintf("no pg_hba.conf line of the kit lets \"%s\" replicate from %s",
+												  role, address)));
+	rk_registry_event("revoke_replication", NULL,
+					  psprintf("removed pg_hba.conf lines for \"%s\" from %s", role, address));
+	PG_RETURN_TEXT_P(cstring_to_text(psprintf("removed %d pg_hba.conf line%s for \"%s\" from %s",
+											  removed, removed == 1 ? "" : "s", role, address)));
+}

@@ -1,0 +1,182 @@
+/*-------------------------------------------------------------------------
+ *
+ * state_file.c
+ *		The node's durable state in PGDATA/replication_kit.state: its name,
+ *		the highest term it has seen, its vote in that term and its last
+ *		role.  A vote must survive a crash, or a node could vote twice in
+ *		one term; so every change is written to a temporary file, fsync'ed
+ *		and renamed into place before anyone is told about it.
+ *
+ * The file is plain "key = value" text so that a person can read it.  It
+ * is copied along by pg_basebackup; a clone corrects the name it inherits
+ * as soon as its worker starts (see rk_self_name()).
+ *
+ *-------------------------------------------------------------------------
+ */
+#include "postgres.h"
+
+#include <unistd.h>
+
+#include "storage/fd.h"
+
+#include "replication_kit.h"
+
+/* Read the state file; false (state zeroed) if there is none. */
+bool
+rk_state_read(RkNodeState *state)
+{
+	FILE	   *f;
+	char		line[512];
+
+	memset(state, 0, sizeof(RkNodeState));
+	f = AllocateFile(RK_STATE_FILE, "r");
+	if (f == NULL)
+	{
+		if (errno != ENOENT)
+			ereport(LOG,
+					(errcode_for_file_access(),
+					 errmsg(RK_LOG_PREFIX "could not read \"%s\": %m", RK_STATE_FILE)));
+		return false;
+	}
+	while (fgets(line, sizeof(line), f) != NULL)
+	{
+		char		key[64];
+		char		value[256];
+
+		if (line[0] == '#')
+			continue;
+		value[0] = '\0';
+		if (sscanf(line, "%63s = %255s", key, value) < 1)
+			continue;
+		if (strcmp(key, "node_name") == 0)
+			strlcpy(state->node_name, value, NAMEDATALEN);
+		else if (strcmp(key, "term") == 0)
+			state->term = strtoull(value, NULL, 10);
+		else if (strcmp(key, "voted_for") == 0)
+			strlcpy(state->voted_for, value, NAMEDATALEN);
+		else if (strcmp(key, "voted_term") == 0)
+			state->voted_term = strtoull(value, NULL, 10);
+		else if (strcmp(key, "role") == 0)
+			strlcpy(state->role, value, sizeof(state->role));
+		else if (strcmp(key, "primary_name") == 0)
+			strlcpy(state->primary_name, value, NAMEDATALEN);
+	}
+	FreeFile(f);
+	return true;
+}
+
+/*
+ * Write the state durably.  The caller holds rk_shared->lock exclusively
+ * (or is the postmaster, alone), so writers never interleave.
+ */
+void
+rk_state_write(const RkNodeState *state)
+{
+	const char *tmp = RK_STATE_FILE ".tmp";
+	FILE	   *f;
+
+	f = AllocateFile(tmp, "w");
+	if (f == NULL)
+		ereport(ERROR,
+				(errcode_for_file_access(),
+				 errmsg("could not create file \"%s\": %m", tmp)));
+	fprintf(f,
+			"# replication_kit node state: written by replication_kit, do not edit\n"
+			"node_name = %s\n"
+			"term = " UINT64_FORMAT "\n"
+			"voted_for = %s\n"
+			"voted_term = " UINT64_FORMAT "\n"
+			"role = %s\n"
+			"primary_name = %s\n",
+			state->node_name, state->term, state->voted_for, state->voted_term,
+			state->role, state->primary_name);
+	if (ferror(f) || fflush(f) != 0 || pg_fsync(fileno(f)) != 0)
+	{
+		int			save = errno;
+
+		FreeFile(f);
+		unlink(tmp);
+		errno = save;
+		ereport(ERROR,
+				(errcode_for_file_access(),
+				 errmsg("could not write file \"%s\": %m", tmp)));
+	}
+	if (FreeFile(f) != 0)
+		ereport(ERROR,
+				(errcode_for_file_access(),
+				 errmsg("could not close file \"%s\": %m", tmp)));
+	(void) durable_rename(tmp, RK_STATE_FILE, ERROR);
+}
+
+/*
+ * Set this node's name and role (either may be NULL to keep it), in shared
+ * memory and on disk.  A change of name means the file was inherited from
+ * another node by a clone: the inherited vote is not this node's and is
+ * dropped, while the term, which only ever grows, is kept.
+ */
+void
+rk_state_set_identity(const char *node_name, const char *role)
+{
+	RkNodeState st;
+
+	LWLockAcquire(rk_shared->lock, LW_EXCLUSIVE);
+	if (!rk_shared->state_loaded)
+	{
+		(void) rk_state_read(&rk_shared->state);
+		rk_shared->state_loaded = true;
+	}
+	st = rk_shared->state;
+	if (node_name && strcmp(st.node_name, node_name) != 0)
+	{
+		strlcpy(st.node_name, node_name, NAMEDATALEN);
+		st.voted_for[0] = '\0';
+		st.voted_term = 0;
+	}
+	if (role)
+		strlcpy(st.role, role, sizeof(st.role));
+
+	if (memcmp(&st, &rk_shared->state, sizeof(st)) != 0)
+	{
+		PG_TRY();
+		{
+			rk_state_write(&st);
+		}
+		PG_CATCH();
+		{
+			LWLockRelease(rk_shared->lock);
+			PG_RE_THROW();
+		}
+		PG_END_TRY();
+		rk_shared->state = st;
+	}
+	LWLockRelease(rk_shared->lock);
+}
+
+/*
+ * A primary set up for the first time starts the cluster's first term and
+ * is its primary.  Calling it again leaves the term alone.
+ */
+void
+rk_state_start_term(const char *primary_name)
+{
+	LWLockAcquire(rk_shared->lock, LW_EXCLUSIVE);
+	if (rk_shared->state.term == 0)
+	{
+		RkNodeState st = rk_shared->state;
+
+		st.term = 1;
+		strlcpy(st.primary_name, primary_name, NAMEDATALEN);
+		PG_TRY();
+		{
+			rk_state_write(&st);
+		}
+		PG_CATCH();
+		{
+			LWLockRelease(rk_shared->lock);
+			PG_RE_THROW();
+		}
+		PG_END_TRY();
+		rk_shared->state = st;
+	}
+	LWLockRelease(rk_shared->lock);
+}
