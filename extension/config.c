@@ -68,11 +68,14 @@ rk_reload_config(void)
 				 errhint("Run SELECT pg_reload_conf() to apply the change.")));
 }
 
-/* The value this backend runs with, as SHOW prints it. */
+/*
+ * The value the server runs with, as the configuration files and the
+ * command line set it: a session's own SET does not count.
+ */
 char *
 rk_setting_value(const char *name)
 {
-	return GetConfigOptionByName(name, NULL, false);
+	return pstrdup(GetConfigOptionResetString(name));
 }
 
 /*
@@ -91,7 +94,7 @@ rk_file_setting_value(const char *name)
 	values[0] = CStringGetTextDatum(name);
 	SPI_connect();
 	ret = SPI_execute_with_args("SELECT setting FROM pg_catalog.pg_file_settings "
-								"WHERE name = $1 AND error IS NULL "
+								"WHERE name = $1 "
 								"ORDER BY seqno DESC LIMIT 1",
 								1, argtypes, values, NULL, true, 1);
 	if (ret != SPI_OK_SELECT)

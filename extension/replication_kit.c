@@ -186,7 +186,7 @@ rk_require_superuser(const char *funcname)
 		ereport(ERROR,
 				(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
 				 errmsg("permission denied for function %s", funcname),
-				 errdetail("Only superusers may change the replication setup.")));
+				 errdetail("replication_kit's functions are for superusers only.")));
 }
 
 void

@@ -250,7 +250,7 @@ rk_setup_primary(PG_FUNCTION_ARGS)
 		if (in_file != NULL && w->ok(in_file, w))
 		{
 			/* Already asked for; maybe only waiting for a restart. */
-			if (!w->ok(running, w))
+			if (w->restart && !w->ok(running, w))
 				appendStringInfo(&restart_list, "%s%s", restart_list.len ? ", " : "", w->name);
 			continue;
 		}

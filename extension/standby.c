@@ -451,10 +451,15 @@ rk_set_sync(PG_FUNCTION_ARGS)
 	rk_require_superuser("rk_set_sync");
 	rk_require_primary("rk_set_sync");
 	rk_require_not_in_transaction_block("rk_set_sync");
-	if (method == NULL || (pg_strcasecmp(method, "FIRST") != 0 && pg_strcasecmp(method, "ANY") != 0))
+	if (method == NULL)
+		ereport(ERROR,
+				(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
+				 errmsg("synchronous method must not be null"),
+				 errdetail("The method is FIRST (priority order) or ANY (quorum).")));
+	if (pg_strcasecmp(method, "FIRST") != 0 && pg_strcasecmp(method, "ANY") != 0)
 		ereport(ERROR,
 				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-				 errmsg("invalid synchronous method \"%s\"", method ? method : "NULL"),
+				 errmsg("invalid synchronous method \"%s\"", method),
 				 errdetail("The method is FIRST (priority order) or ANY (quorum).")));
 	ss.method = pg_strcasecmp(method, "FIRST") == 0 ? "FIRST" : "ANY";
 	if (PG_ARGISNULL(1))

@@ -1,0 +1,212 @@
+-- Bad input: each refused call gets a clear error and changes nothing.
+-- fingerprint() covers everything the kit could touch: pg_hba.conf,
+-- postgresql.auto.conf, the kit's password file, roles, slots and the
+-- registry.  It must read the same after every refused call.
+SET synchronous_commit = local;
+\set VERBOSITY default
+
+CREATE FUNCTION fingerprint() RETURNS text LANGUAGE sql AS $$
+SELECT md5(pg_read_binary_file(current_setting('hba_file'))::text)
+    || md5(pg_read_binary_file('postgresql.auto.conf')::text)
+    || md5(pg_read_binary_file('replication_kit.pgpass')::text)
+    || md5((SELECT string_agg(rolname || rolreplication || rolsuper || coalesce(rolpassword, ''), ',' ORDER BY rolname) FROM pg_authid))
+    || md5((SELECT coalesce(string_agg(slot_name, ',' ORDER BY slot_name), '') FROM pg_replication_slots))
+    || md5((SELECT string_agg(n::text, ',' ORDER BY node_id) FROM rk_nodes n))
+    || md5((SELECT string_agg(c::text, ',') FROM rk_cluster c))
+$$;
+SELECT fingerprint() AS before \gset
+CREATE FUNCTION unchanged() RETURNS boolean LANGUAGE sql
+    AS $$ SELECT fingerprint() = current_setting('rk.before') $$;
+SELECT set_config('rk.before', :'before', false) IS NOT NULL AS saved;
+
+-- Node names: quotes, spaces, newlines, '#', too long, empty, NULL, upper case.
+SELECT rk_add_standby('pg''slave', '127.0.0.1', 35432);
+SELECT unchanged();
+SELECT rk_add_standby('pg slave', '127.0.0.1', 35432);
+SELECT unchanged();
+SELECT rk_add_standby(E'pg\nslave', '127.0.0.1', 35432);
+SELECT unchanged();
+SELECT rk_add_standby('pg#slave', '127.0.0.1', 35432);
+SELECT unchanged();
+SELECT rk_add_standby(repeat('s', 64), '127.0.0.1', 35432);
+SELECT unchanged();
+SELECT rk_add_standby('', '127.0.0.1', 35432);
+SELECT unchanged();
+SELECT rk_add_standby(NULL, '127.0.0.1', 35432);
+SELECT unchanged();
+SELECT rk_add_standby('PgSlave', '127.0.0.1', 35432);
+SELECT unchanged();
+SELECT rk_add_standby('1slave', '127.0.0.1', 35432);
+SELECT unchanged();
+SELECT rk_setup_primary(E'pg\nmaster', '127.0.0.1', 5432);
+SELECT unchanged();
+-- 63 bytes is the longest name that fits a slot name: accepted, then removed.
+SELECT length(rk_add_standby(repeat('s', 63), '127.0.0.1', 35432)) > 0 AS added;
+SELECT rk_remove_standby(repeat('s', 63));
+SELECT unchanged();
+
+-- Hosts.
+SELECT rk_add_standby('pgthird', 'host name', 35432);
+SELECT unchanged();
+SELECT rk_add_standby('pgthird', 'a,b', 35432);
+SELECT unchanged();
+SELECT rk_add_standby('pgthird', NULL, 35432);
+SELECT unchanged();
+
+-- Ports: 0, 70000, NULL, negative.
+SELECT rk_add_standby('pgthird', '127.0.0.1', 0);
+SELECT unchanged();
+SELECT rk_add_standby('pgthird', '127.0.0.1', 70000);
+SELECT unchanged();
+SELECT rk_add_standby('pgthird', '127.0.0.1', NULL);
+SELECT unchanged();
+SELECT rk_add_standby('pgthird', '127.0.0.1', -1);
+SELECT unchanged();
+SELECT rk_setup_primary('pgmaster', '127.0.0.1', 70000);
+SELECT unchanged();
+
+-- Duplicates: a node name, a host and port, a leftover slot of the same name.
+SELECT rk_add_standby('pgslave', '127.0.0.1', 35432);
+SELECT unchanged();
+SELECT rk_add_standby('pgthird', '127.0.0.1', 15432);
+SELECT unchanged();
+SELECT rk_add_standby('pgmaster', '127.0.0.1', 35432);
+SELECT unchanged();
+SELECT 'leftover' FROM pg_create_physical_replication_slot('leftover');
+SELECT set_config('rk.before', fingerprint(), false) IS NOT NULL AS saved;
+SELECT rk_add_standby('leftover', '127.0.0.1', 35432);
+SELECT unchanged();
+SELECT pg_drop_replication_slot('leftover');
+SELECT set_config('rk.before', fingerprint(), false) IS NOT NULL AS saved;
+-- A second primary under another name.
+SELECT rk_setup_primary('othermaster', '127.0.0.1', 5432);
+SELECT unchanged();
+SELECT rk_setup_primary('pgslave', '127.0.0.1', 15432);
+SELECT unchanged();
+
+-- Removing an unknown node, the primary, or a sync standby the policy needs.
+SELECT rk_remove_standby('nosuchnode');
+SELECT unchanged();
+SELECT rk_remove_standby(NULL);
+SELECT unchanged();
+SELECT rk_remove_standby('pgmaster');
+SELECT unchanged();
+SELECT rk_set_sync('ANY', 2);
+SELECT set_config('rk.before', fingerprint(), false) IS NOT NULL AS saved;
+SELECT rk_remove_standby('pgslave');
+SELECT unchanged();
+SELECT rk_set_sync('FIRST', 1);
+SELECT set_config('rk.before', fingerprint(), false) IS NOT NULL AS saved;
+
+-- Sync counts: negative, more than the sync standbys, NULL; bad methods.
+SELECT rk_set_sync('FIRST', -1);
+SELECT unchanged();
+SELECT rk_set_sync('FIRST', 3);
+SELECT unchanged();
+SELECT rk_set_sync('ANY', NULL);
+SELECT unchanged();
+SELECT rk_set_sync('SOME', 1);
+SELECT unchanged();
+SELECT rk_set_sync(NULL, 1);
+SELECT unchanged();
+SELECT rk_set_sync('FIRST 1 (x)', 1);
+SELECT unchanged();
+
+-- Addresses: bad masks, keywords, smuggled methods and lines, host bits.
+SELECT rk_allow_replication('10.0.0.0/33');
+SELECT unchanged();
+SELECT rk_allow_replication('all');
+SELECT unchanged();
+SELECT rk_allow_replication('samenet');
+SELECT unchanged();
+SELECT rk_allow_replication('0.0.0.0/0 trust');
+SELECT unchanged();
+SELECT rk_allow_replication(E'127.0.0.1\nhost all all 0.0.0.0/0 trust');
+SELECT unchanged();
+SELECT rk_allow_replication('10.0.0.1/8');
+SELECT unchanged();
+SELECT rk_allow_replication('::1/129');
+SELECT unchanged();
+SELECT rk_allow_replication('300.1.1.1');
+SELECT unchanged();
+SELECT rk_allow_replication('10.0.0.0/');
+SELECT unchanged();
+SELECT rk_allow_replication('');
+SELECT unchanged();
+SELECT rk_allow_replication(NULL);
+SELECT unchanged();
+SELECT rk_revoke_replication('10.0.0.0/33');
+SELECT unchanged();
+
+-- Methods and roles for pg_hba.conf.
+SELECT rk_allow_replication('10.2.0.0/16', 'replicator', 'trust');
+SELECT unchanged();
+SELECT rk_allow_replication('10.2.0.0/16', 'replicator', 'password');
+SELECT unchanged();
+SELECT rk_allow_replication('10.2.0.0/16', 'replicator', 'scram-sha-256 # x');
+SELECT unchanged();
+SELECT rk_allow_replication('10.2.0.0/16', 'replicator', NULL);
+SELECT unchanged();
+SELECT rk_allow_replication('10.2.0.0/16', 'all');
+SELECT unchanged();
+SELECT rk_allow_replication('10.2.0.0/16', 'nosuchrole');
+SELECT unchanged();
+SELECT rk_allow_replication('10.2.0.0/16', 'replicator user');
+SELECT unchanged();
+-- trust only when the caller insists; then it is revoked again.
+SELECT rk_allow_replication('10.2.0.0/16', 'replicator', 'trust', force => true);
+SELECT rk_revoke_replication('10.2.0.0/16');
+SELECT unchanged();
+
+-- The replication role: never a superuser or an ordinary role, never empty.
+CREATE ROLE alice LOGIN;
+SELECT set_config('rk.before', fingerprint(), false) IS NOT NULL AS saved;
+SELECT rk_create_replicator(current_user, 'pw');
+SELECT unchanged();
+SELECT rk_create_replicator('alice', 'pw');
+SELECT unchanged();
+SELECT rk_create_replicator('replicator', '');
+SELECT unchanged();
+SELECT rk_create_replicator('replicator', NULL);
+SELECT unchanged();
+SELECT rk_create_replicator('replicator', E'pw\nmore');
+SELECT unchanged();
+SELECT rk_create_replicator('pg_replicator', 'pw');
+SELECT unchanged();
+SELECT rk_create_replicator('Replicator', 'pw');
+SELECT unchanged();
+
+-- Not inside a transaction block: a ROLLBACK could not undo a file rewrite.
+BEGIN;
+SELECT rk_add_standby('pgthird', '127.0.0.1', 35432);
+ROLLBACK;
+SELECT unchanged();
+BEGIN;
+SELECT rk_allow_replication('10.3.0.0/16');
+ROLLBACK;
+SELECT unchanged();
+
+-- A non-superuser: refused by the privileges, and by the C check too.
+SET ROLE alice;
+SELECT rk_add_standby('pgthird', '127.0.0.1', 35432);
+SELECT rk_set_sync('FIRST', 0);
+SELECT * FROM rk_status();
+SELECT * FROM rk_peer_state();
+RESET ROLE;
+GRANT EXECUTE ON FUNCTION rk_add_standby(text, text, integer, boolean, text),
+                          rk_allow_replication(text, text, text, boolean),
+                          rk_local_node() TO alice;
+SET ROLE alice;
+SELECT rk_add_standby('pgthird', '127.0.0.1', 35432);
+SELECT rk_allow_replication('10.3.0.0/16');
+SELECT * FROM rk_local_node();
+RESET ROLE;
+REVOKE EXECUTE ON FUNCTION rk_add_standby(text, text, integer, boolean, text),
+                           rk_allow_replication(text, text, text, boolean),
+                           rk_local_node() FROM alice;
+DROP ROLE alice;
+SELECT set_config('rk.before', fingerprint(), false) IS NOT NULL AS saved;
+
+-- The same nodes are registered as after the setup test.
+SELECT node_name, role, sync FROM rk_nodes ORDER BY node_id;
+SELECT unchanged();

@@ -1,0 +1,77 @@
+-- The walkthrough's steps 4-14 done with the kit, on one server: every
+-- function's normal use, and that calling it again changes nothing.
+--
+-- No standby ever connects here (that is the TAP suite's job), so the
+-- session commits locally to stay clear of the synchronous policy it sets.
+SET synchronous_commit = local;
+CREATE EXTENSION replication_kit;
+
+-- Before the primary is set up, the functions that need it say so.
+SELECT rk_create_replicator('replicator', 'secret');
+SELECT rk_set_sync('FIRST', 1);
+
+-- Step 4: replication settings.  wal_log_hints waits for a restart.
+SELECT * FROM rk_setup_primary('pgmaster', '127.0.0.1', 5432) ORDER BY setting;
+-- Idempotent: nothing left to change, the restart is still pending.
+SELECT * FROM rk_setup_primary('pgmaster', '127.0.0.1', 5432) ORDER BY setting;
+SELECT name, setting FROM pg_file_settings
+ WHERE sourcefile LIKE '%postgresql.auto.conf' ORDER BY name;
+
+-- Step 5: the replication role, SCRAM only, password nowhere in sight.
+SELECT rk_create_replicator('replicator', 'secret');
+SELECT rolname, rolcanlogin, rolreplication, rolsuper, rolpassword LIKE 'SCRAM-SHA-256$%' AS scram
+  FROM pg_authid WHERE rolname = 'replicator';
+SELECT rk_create_replicator('replicator', 'secret2');   -- same role: new password
+SELECT count(*) AS events_with_password FROM rk_events WHERE detail LIKE '%secret%';
+
+-- Step 6: pg_hba.conf, the kit's lines only, valid for the server's parser.
+SELECT rk_allow_replication('127.0.0.1/32');
+SELECT rk_allow_replication('127.0.0.1');                -- the same address: nothing to do
+SELECT rk_allow_replication('10.1.0.0/16', 'replicator', 'md5');
+SELECT rk_allow_replication('10.1.0.0/16', 'replicator', 'scram-sha-256');  -- method replaced
+SELECT rk_allow_replication('::1');
+SELECT line_number > 0 AS numbered, type, database, user_name, address, netmask, auth_method
+  FROM pg_hba_file_rules WHERE 'replicator' = ANY (user_name) ORDER BY line_number;
+SELECT count(*) AS hba_errors FROM pg_hba_file_rules WHERE error IS NOT NULL;
+
+-- Steps 8-13: two standbys, each with a slot and the command that clones it.
+SELECT rk_add_standby('pgslave', '127.0.0.1', 15432);
+SELECT rk_add_standby('pgasyncslave', '127.0.0.1', 25432, data_directory => '/var/lib/postgresql/pgasyncslave');
+SELECT rk_add_standby('far_standby', '192.0.2.10', 5432, sync => false);
+SELECT slot_name, slot_type, restart_lsn IS NOT NULL AS reserved FROM pg_replication_slots ORDER BY slot_name;
+-- A host no rule lets in gets the kit's lines, tagged with the standby's name.
+SELECT address, auth_method FROM pg_hba_file_rules WHERE address = '192.0.2.10' ORDER BY line_number;
+
+-- Step 14: the synchronous policy, rebuilt from the registry.
+SHOW synchronous_standby_names;
+SELECT rk_set_sync('FIRST', 1);
+SELECT name, setting FROM pg_file_settings
+ WHERE name = 'synchronous_standby_names' ORDER BY seqno DESC LIMIT 1;
+SELECT rk_set_sync('any', 2);
+SELECT rk_set_sync('FIRST', 0);                          -- asynchronous
+SELECT rk_set_sync('FIRST', 1);
+SELECT sync_method, num_sync, replication_role, term FROM rk_cluster;
+
+-- The registry and the status, as the primary sees it.
+SELECT node_id, node_name, host, port, role, sync FROM rk_nodes ORDER BY node_id;
+SELECT node_name, host, port, role, is_self, connection, sync_state, slot_active, term
+  FROM rk_status();
+
+-- Removing a standby undoes all of it: slot, pg_hba.conf lines, sync list.
+SELECT rk_remove_standby('far_standby');
+SELECT slot_name FROM pg_replication_slots ORDER BY slot_name;
+SELECT count(*) AS far_lines FROM pg_hba_file_rules WHERE address = '192.0.2.10';
+SHOW synchronous_standby_names;
+SELECT rk_add_standby('far_standby', '192.0.2.10', 5432, sync => false);   -- and it can come back
+SELECT rk_remove_standby('far_standby');
+
+-- Revoking removes only the kit's own lines.
+SELECT rk_revoke_replication('10.1.0.0/16');
+SELECT rk_revoke_replication('10.1.0.0/16');             -- nothing left
+SELECT count(*) AS lines_for_10_1 FROM pg_hba_file_rules WHERE address = '10.1.0.0';
+
+-- Every event was recorded, none with a secret in it.
+SELECT kind, node_name, detail FROM rk_events ORDER BY event_id;
+
+-- The worker runs and can be seen.
+SELECT backend_type FROM pg_stat_activity WHERE backend_type = 'replication_kit worker';
