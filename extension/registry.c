@@ -270,9 +270,11 @@ rk_registry_event(const char *kind, const char *node, const char *detail)
 	char		nulls[4] = {' ', ' ', ' ', ' '};
 	int			ret;
 
+	/* Never the calling statement: it may hold a password. */
 	ereport(LOG,
 			(errmsg(RK_LOG_PREFIX "%s%s%s: %s", kind, node ? " " : "", node ? node : "",
-					detail ? detail : "")));
+					detail ? detail : ""),
+			 errhidestmt(true)));
 	if (RecoveryInProgress())
 		return;
 

@@ -399,8 +399,38 @@ create_replicator_undo(void *arg)
  * created from a SCRAM secret computed here, so not even the statement the
  * kit runs contains it.
  */
+static Datum create_replicator(FunctionCallInfo fcinfo);
+
 Datum
 rk_create_replicator(PG_FUNCTION_ARGS)
+{
+	Datum		result = (Datum) 0;
+	MemoryContext cxt = CurrentMemoryContext;
+
+	/*
+	 * The statement that called us holds the password, and the server log
+	 * would print it beside any error; so no error of ours shows it.
+	 */
+	PG_TRY();
+	{
+		result = create_replicator(fcinfo);
+	}
+	PG_CATCH();
+	{
+		ErrorData  *edata;
+
+		MemoryContextSwitchTo(cxt);
+		edata = CopyErrorData();
+		FlushErrorState();
+		edata->hide_stmt = true;
+		ReThrowError(edata);
+	}
+	PG_END_TRY();
+	return result;
+}
+
+static Datum
+create_replicator(FunctionCallInfo fcinfo)
 {
 	CreateReplicator cr = {0};
 	Oid			argtypes[1] = {TEXTOID};

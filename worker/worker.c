@@ -210,6 +210,7 @@ rk_worker_main(Datum main_arg)
 		{
 			ConfigReloadPending = false;
 			ProcessConfigFile(PGC_SIGHUP);
+			ereport(LOG, (errmsg(RK_LOG_PREFIX "worker reloaded its configuration")));
 		}
 
 		worker_tick();
