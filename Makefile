@@ -6,12 +6,18 @@ MODULE_big = replication_kit
 OBJS = \
 	extension/replication_kit.o \
 	extension/config.o \
+	extension/failover.o \
 	extension/hba.o \
+	extension/peer_api.o \
 	extension/registry.o \
 	extension/setup.o \
 	extension/standby.o \
 	extension/state_file.o \
 	extension/status.o \
+	worker/election.o \
+	worker/follow.o \
+	worker/fsm.o \
+	worker/peer.o \
 	worker/worker.o
 
 EXTENSION = replication_kit

@@ -126,4 +126,13 @@ InitMaterializedSRF(FunctionCallInfo fcinfo, bits32 flags)
 }
 #endif
 
+/* Wait event sets belong to a resource owner since 17. */
+#include "storage/latch.h"
+#if PG_VERSION_NUM >= 170000
+#include "utils/resowner.h"
+#define rk_create_wait_event_set(n) CreateWaitEventSet(CurrentResourceOwner, (n))
+#else
+#define rk_create_wait_event_set(n) CreateWaitEventSet(CurrentMemoryContext, (n))
+#endif
+
 #endif							/* RK_COMPAT_H */

@@ -236,6 +236,8 @@ rk_auto_conf_restore(const char *content, size_t len)
 void
 rk_commit_locally(void)
 {
+	/* The kit's own bookkeeping must also work on a fenced node. */
+	rk_guard_bypass = true;
 	(void) set_config_option("synchronous_commit", "local",
 							 PGC_USERSET, PGC_S_SESSION, GUC_ACTION_LOCAL,
 							 true, 0, false);

@@ -106,13 +106,43 @@ AS 'MODULE_PATHNAME', 'rk_peer_view'
 LANGUAGE C VOLATILE;
 
 -- What the workers ask each other.  Callable by the replication role,
--- which rk_create_replicator() grants it to.
+-- which rk_create_replicator() grants them to.
 
 CREATE FUNCTION @extschema@.rk_peer_state(
+    caller text, caller_term bigint, caller_is_primary boolean,
     OUT node_name text, OUT in_recovery boolean, OUT timeline integer, OUT lsn pg_lsn,
-    OUT term bigint, OUT primary_name text, OUT last_seen_primary timestamptz)
+    OUT term bigint, OUT primary_name text, OUT voted_for text, OUT silence_ms bigint,
+    OUT fenced boolean)
 RETURNS record
 AS 'MODULE_PATHNAME', 'rk_peer_state'
+LANGUAGE C VOLATILE;
+
+CREATE FUNCTION @extschema@.rk_request_vote(
+    candidate text, term bigint, timeline integer, lsn pg_lsn, mode text,
+    OUT granted boolean, OUT voter_term bigint, OUT voter_timeline integer,
+    OUT voter_lsn pg_lsn, OUT reason text)
+RETURNS record
+AS 'MODULE_PATHNAME', 'rk_request_vote'
+LANGUAGE C VOLATILE;
+
+CREATE FUNCTION @extschema@.rk_peer_fence(
+    caller text, term bigint,
+    OUT was_primary boolean, OUT lsn pg_lsn, OUT timeline integer)
+RETURNS record
+AS 'MODULE_PATHNAME', 'rk_peer_fence'
+LANGUAGE C VOLATILE;
+
+CREATE FUNCTION @extschema@.rk_peer_failover(force boolean, dry_run boolean)
+RETURNS text
+AS 'MODULE_PATHNAME', 'rk_peer_failover'
+LANGUAGE C VOLATILE;
+
+-- Failover by hand.
+
+CREATE FUNCTION @extschema@.rk_failover(
+    target text DEFAULT NULL, force boolean DEFAULT false, dry_run boolean DEFAULT false)
+RETURNS text
+AS 'MODULE_PATHNAME', 'rk_failover'
 LANGUAGE C VOLATILE;
 
 -- rk_status(): one row per registered node, as this node sees it.
@@ -198,6 +228,10 @@ REVOKE ALL ON FUNCTION
     @extschema@.rk_set_sync(text, integer),
     @extschema@.rk_local_node(),
     @extschema@.rk_peer_view(),
-    @extschema@.rk_peer_state(),
+    @extschema@.rk_peer_state(text, bigint, boolean),
+    @extschema@.rk_request_vote(text, bigint, integer, pg_lsn, text),
+    @extschema@.rk_peer_fence(text, bigint),
+    @extschema@.rk_peer_failover(boolean, boolean),
+    @extschema@.rk_failover(text, boolean, boolean),
     @extschema@.rk_status()
 FROM PUBLIC;

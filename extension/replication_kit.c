@@ -24,6 +24,7 @@
 #include "storage/proc.h"
 #include "storage/shmem.h"
 #include "utils/guc.h"
+#include "utils/timestamp.h"
 
 #include "replication_kit.h"
 
@@ -38,6 +39,7 @@ int			rk_failover_timeout_ms = 5000;
 int			rk_fence_timeout_ms = 3000;
 bool		rk_auto_failover = true;
 bool		rk_auto_rejoin = true;
+char	   *rk_simulate_partition = NULL;
 
 RkShared   *rk_shared = NULL;
 
@@ -72,6 +74,9 @@ _PG_init(void)
 #endif
 	prev_shmem_startup_hook = shmem_startup_hook;
 	shmem_startup_hook = rk_shmem_startup;
+
+	/* Every backend inherits this: no commit on a primary without its lease. */
+	RegisterXactCallback(rk_commit_guard, NULL);
 
 	rk_register_worker();
 }
@@ -129,6 +134,14 @@ rk_define_settings(void)
 							 &rk_auto_rejoin, true,
 							 PGC_SIGHUP, 0, NULL, NULL, NULL);
 
+	DefineCustomStringVariable("replication_kit.simulate_partition",
+							   "For tests: nodes this node behaves as if cut off from.",
+							   "A comma-separated list of node names.  The worker neither probes them nor "
+							   "answers their calls, as if the network between them were down; streaming "
+							   "replication is not affected.",
+							   &rk_simulate_partition, "",
+							   PGC_SIGHUP, GUC_NOT_IN_SAMPLE, NULL, NULL, NULL);
+
 	MarkGUCPrefixReserved("replication_kit");
 }
 
@@ -158,6 +171,19 @@ rk_shmem_startup(void)
 		memset(rk_shared, 0, sizeof(RkShared));
 		rk_shared->lock = &(GetNamedLWLockTranche(RK_EXTENSION_NAME))->lock;
 		strlcpy(rk_shared->worker_state, "starting", sizeof(rk_shared->worker_state));
+		rk_shared->last_seen_primary = GetCurrentTimestamp();
+		pg_atomic_init_u32(&rk_shared->guard_enforced, 0);
+		pg_atomic_init_u64(&rk_shared->lease_until, 0);
+		pg_atomic_init_u32(&rk_shared->fenced, 0);
+
+		/*
+		 * A node that was the primary of a cluster of several starts without
+		 * a lease: it commits nothing until a majority has answered it.
+		 */
+		(void) rk_state_read(&rk_shared->state);
+		rk_shared->state_loaded = true;
+		if (strcmp(rk_shared->state.role, "primary") == 0 && rk_shared->state.members >= 2)
+			pg_atomic_write_u32(&rk_shared->guard_enforced, 1);
 	}
 	LWLockRelease(AddinShmemInitLock);
 }

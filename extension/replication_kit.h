@@ -21,6 +21,7 @@
 
 #include "access/xlogdefs.h"
 #include "datatype/timestamp.h"
+#include "access/xact.h"
 #include "port/atomics.h"
 #include "storage/latch.h"
 #include "storage/lwlock.h"
@@ -65,6 +66,7 @@ typedef struct RkNodeState
 	uint64		voted_term;
 	char		role[16];		/* "primary", "standby" or "" */
 	char		primary_name[NAMEDATALEN];	/* the primary of `term`, if known */
+	int			members;		/* nodes that count in a majority, as last seen */
 } RkNodeState;
 
 /* One registered node as the worker last saw it. */
@@ -76,6 +78,7 @@ typedef struct RkPeer
 	bool		is_self;
 	bool		registry_primary;	/* the registry names it the primary */
 	bool		sync;			/* member of the synchronous list */
+	bool		joined;			/* has streamed once: counts for a majority */
 
 	/* Last probe of this peer (unused for the node itself). */
 	bool		reachable;
@@ -85,6 +88,10 @@ typedef struct RkPeer
 	TimeLineID	timeline;
 	XLogRecPtr	lsn;			/* flushed (primary) or received (standby) */
 	uint64		term;
+	char		primary_name[NAMEDATALEN];	/* whom it follows in `term` */
+	char		voted_for[NAMEDATALEN]; /* its vote in `term`, if any */
+	long		silence_ms;		/* since its last contact with the primary */
+	bool		fenced;
 	char		error[RK_REASON_LEN];
 } RkPeer;
 
@@ -114,12 +121,37 @@ typedef struct RkShared
 	/* What the worker is doing, for rk_status. */
 	char		worker_state[32];
 	char		readiness[RK_REASON_LEN];
+
+	/*
+	 * Last contact with the primary: a probe that reached it, WAL from it,
+	 * or the primary's own call.  Starts at server start, so that a node
+	 * that just came up gives the primary a full failover_timeout.
+	 */
 	TimestampTz last_seen_primary;
+	TimestampTz last_vote_at;	/* when this node last granted a vote */
+
+	/*
+	 * The commit guard.  On a primary in a cluster of two or more, a
+	 * transaction may commit only while the lease (renewed each time a
+	 * majority answers) runs, and never once the node is fenced.
+	 */
+	pg_atomic_uint32 guard_enforced;
+	pg_atomic_uint64 lease_until;	/* TimestampTz */
+	pg_atomic_uint32 fenced;
+
+	/* A manual failover asked of this node's worker by a backend. */
+	uint32		request_seq;
+	uint32		done_seq;
+	bool		request_force;
+	bool		request_dry_run;
+	bool		result_ok;
+	char		result[1024];
 } RkShared;
 
 extern RkShared *rk_shared;
 
 /* replication_kit.c */
+extern char *rk_simulate_partition;
 extern void rk_require_preloaded(void);
 extern void rk_require_superuser(const char *funcname);
 extern void rk_require_primary(const char *funcname);
@@ -173,12 +205,22 @@ extern char *rk_apply_sync_names(void);
 /* state_file.c */
 extern bool rk_state_read(RkNodeState *state);
 extern void rk_state_write(const RkNodeState *state);
+extern void rk_state_save_locked(const RkNodeState *st);
+extern void rk_state_load_locked(void);
 extern void rk_state_set_identity(const char *node_name, const char *role);
 extern void rk_state_start_term(const char *primary_name);
 
 /* status.c */
 extern char *rk_self_name(void);
 extern char *rk_primary_conninfo_appname(void);
+
+/* peer_api.c */
+extern bool rk_partitioned_from(const char *node_name);
+extern int	rk_effective_fence_ms(void);
+extern XLogRecPtr rk_local_lsn(void);
+extern void rk_commit_guard(XactEvent event, void *arg);
+extern bool rk_local_failover(bool force, bool dry_run, char **result);
+extern bool rk_guard_bypass;
 
 /* worker/worker.c */
 extern void rk_register_worker(void);

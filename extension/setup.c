@@ -360,7 +360,11 @@ create_replicator_steps(void *arg)
 								1, argtypes, values, NULL, false, 0);
 	if (ret != SPI_OK_UPDATE)
 		elog(ERROR, "could not record the replication role: %s", SPI_result_code_string(ret));
-	ret = SPI_execute(psprintf("GRANT EXECUTE ON FUNCTION %s.rk_peer_state() TO %s",
+	ret = SPI_execute(psprintf("GRANT EXECUTE ON FUNCTION "
+							   "%1$s.rk_peer_state(text, bigint, boolean), "
+							   "%1$s.rk_request_vote(text, bigint, integer, pg_lsn, text), "
+							   "%1$s.rk_peer_fence(text, bigint), "
+							   "%1$s.rk_peer_failover(boolean, boolean) TO %2$s",
 							   quote_identifier(rk_schema()), quote_identifier(cr->role)),
 					  false, 0);
 	if (ret != SPI_OK_UTILITY)

@@ -60,6 +60,8 @@ rk_state_read(RkNodeState *state)
 			strlcpy(state->role, value, sizeof(state->role));
 		else if (strcmp(key, "primary_name") == 0)
 			strlcpy(state->primary_name, value, NAMEDATALEN);
+		else if (strcmp(key, "members") == 0)
+			state->members = atoi(value);
 	}
 	FreeFile(f);
 	return true;
@@ -87,9 +89,10 @@ rk_state_write(const RkNodeState *state)
 			"voted_for = %s\n"
 			"voted_term = " UINT64_FORMAT "\n"
 			"role = %s\n"
-			"primary_name = %s\n",
+			"primary_name = %s\n"
+			"members = %d\n",
 			state->node_name, state->term, state->voted_for, state->voted_term,
-			state->role, state->primary_name);
+			state->role, state->primary_name, state->members);
 	if (ferror(f) || fflush(f) != 0 || pg_fsync(fileno(f)) != 0)
 	{
 		int			save = errno;
@@ -109,10 +112,36 @@ rk_state_write(const RkNodeState *state)
 }
 
 /*
- * Set this node's name and role (either may be NULL to keep it), in shared
- * memory and on disk.  A change of name means the file was inherited from
- * another node by a clone: the inherited vote is not this node's and is
- * dropped, while the term, which only ever grows, is kept.
+ * Make `st` the node's state, on disk first and then in shared memory.  The
+ * caller holds rk_shared->lock exclusively; an error leaves both as they
+ * were (and the lock is released by the error cleanup).
+ */
+void
+rk_state_save_locked(const RkNodeState *st)
+{
+	if (rk_shared->state_loaded && memcmp(st, &rk_shared->state, sizeof(RkNodeState)) == 0)
+		return;
+	rk_state_write(st);
+	rk_shared->state = *st;
+	rk_shared->state_loaded = true;
+}
+
+/* Load the state file into shared memory once; caller holds the lock exclusively. */
+void
+rk_state_load_locked(void)
+{
+	if (!rk_shared->state_loaded)
+	{
+		(void) rk_state_read(&rk_shared->state);
+		rk_shared->state_loaded = true;
+	}
+}
+
+/*
+ * Set this node's name and role (either may be NULL to keep it).  A change
+ * of name means the file was inherited from another node by a clone: the
+ * inherited vote is not this node's and is dropped, while the term, which
+ * only ever grows, is kept.
  */
 void
 rk_state_set_identity(const char *node_name, const char *role)
@@ -120,11 +149,7 @@ rk_state_set_identity(const char *node_name, const char *role)
 	RkNodeState st;
 
 	LWLockAcquire(rk_shared->lock, LW_EXCLUSIVE);
-	if (!rk_shared->state_loaded)
-	{
-		(void) rk_state_read(&rk_shared->state);
-		rk_shared->state_loaded = true;
-	}
+	rk_state_load_locked();
 	st = rk_shared->state;
 	if (node_name && strcmp(st.node_name, node_name) != 0)
 	{
@@ -134,21 +159,7 @@ rk_state_set_identity(const char *node_name, const char *role)
 	}
 	if (role)
 		strlcpy(st.role, role, sizeof(st.role));
-
-	if (memcmp(&st, &rk_shared->state, sizeof(st)) != 0)
-	{
-		PG_TRY();
-		{
-			rk_state_write(&st);
-		}
-		PG_CATCH();
-		{
-			LWLockRelease(rk_shared->lock);
-			PG_RE_THROW();
-		}
-		PG_END_TRY();
-		rk_shared->state = st;
-	}
+	rk_state_save_locked(&st);
 	LWLockRelease(rk_shared->lock);
 }
 
@@ -159,24 +170,18 @@ rk_state_set_identity(const char *node_name, const char *role)
 void
 rk_state_start_term(const char *primary_name)
 {
-	LWLockAcquire(rk_shared->lock, LW_EXCLUSIVE);
-	if (rk_shared->state.term == 0)
-	{
-		RkNodeState st = rk_shared->state;
+	RkNodeState st;
 
+	LWLockAcquire(rk_shared->lock, LW_EXCLUSIVE);
+	rk_state_load_locked();
+	st = rk_shared->state;
+	if (st.term == 0)
+	{
 		st.term = 1;
 		strlcpy(st.primary_name, primary_name, NAMEDATALEN);
-		PG_TRY();
-		{
-			rk_state_write(&st);
-		}
-		PG_CATCH();
-		{
-			LWLockRelease(rk_shared->lock);
-			PG_RE_THROW();
-		}
-		PG_END_TRY();
-		rk_shared->state = st;
+		if (st.members == 0)
+			st.members = 1;
+		rk_state_save_locked(&st);
 	}
 	LWLockRelease(rk_shared->lock);
 }

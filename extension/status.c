@@ -27,7 +27,6 @@
 
 PG_FUNCTION_INFO_V1(rk_local_node);
 PG_FUNCTION_INFO_V1(rk_peer_view);
-PG_FUNCTION_INFO_V1(rk_peer_state);
 
 /*
  * The application_name in primary_conninfo, which is the name the primary
@@ -74,11 +73,7 @@ rk_self_name(void)
 		return appname;
 
 	LWLockAcquire(rk_shared->lock, LW_EXCLUSIVE);
-	if (!rk_shared->state_loaded)
-	{
-		(void) rk_state_read(&rk_shared->state);
-		rk_shared->state_loaded = true;
-	}
+	rk_state_load_locked();
 	appname = rk_shared->state.node_name[0] ? pstrdup(rk_shared->state.node_name) : NULL;
 	LWLockRelease(rk_shared->lock);
 	return appname;
@@ -174,46 +169,4 @@ rk_peer_view(PG_FUNCTION_ARGS)
 		tuplestore_putvalues(rsinfo->setResult, rsinfo->setDesc, values, nulls);
 	}
 	return (Datum) 0;
-}
-
-/*
- * rk_peer_state(): what a peer's worker asks this node.  Callable by the
- * replication role, which every worker connects as.
- */
-Datum
-rk_peer_state(PG_FUNCTION_ARGS)
-{
-	TupleDesc	tupdesc;
-	Datum		values[7];
-	bool		nulls[7] = {0};
-	char	   *name;
-	bool		in_recovery = RecoveryInProgress();
-	XLogRecPtr	lsn;
-
-	rk_require_preloaded();
-	if (!superuser() && !has_rolreplication(GetUserId()))
-		ereport(ERROR,
-				(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
-				 errmsg("permission denied for function rk_peer_state"),
-				 errdetail("Only superusers and replication roles may ask for a node's replication state.")));
-	if (get_call_result_type(fcinfo, NULL, &tupdesc) != TYPEFUNC_COMPOSITE)
-		elog(ERROR, "return type must be a row type");
-
-	name = rk_self_name();
-	values[0] = name ? CStringGetTextDatum(name) : (Datum) 0;
-	nulls[0] = name == NULL;
-	values[1] = BoolGetDatum(in_recovery);
-	values[2] = Int32GetDatum((int32) rk_current_timeline());
-	lsn = in_recovery ? Max(GetWalRcvFlushRecPtr(NULL, NULL), GetXLogReplayRecPtr(NULL))
-		: rk_flush_lsn();
-	values[3] = LSNGetDatum(lsn);
-
-	LWLockAcquire(rk_shared->lock, LW_SHARED);
-	values[4] = Int64GetDatum((int64) rk_shared->state.term);
-	values[5] = CStringGetTextDatum(rk_shared->state.primary_name);
-	nulls[5] = rk_shared->state.primary_name[0] == '\0';
-	values[6] = timestamp_or_null(rk_shared->last_seen_primary, &nulls[6]);
-	LWLockRelease(rk_shared->lock);
-
-	PG_RETURN_DATUM(HeapTupleGetDatum(heap_form_tuple(tupdesc, values, nulls)));
 }

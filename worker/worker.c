@@ -3,14 +3,23 @@
  * worker.c
  *		The replication_kit background worker, one on every node.  It starts
  *		when the server reaches a consistent state (so it runs on standbys
- *		too), connects to replication_kit.database, and every probe interval
- *		reads the registry and records this node's identity.
+ *		too) and connects to replication_kit.database.  Every probe interval
+ *		it reads the registry, asks every other node for its state (in
+ *		parallel, under one deadline), derives one event from what it saw,
+ *		and hands it to the state machine (fsm.c).
+ *
+ * What a standby watches: contact with the primary, either a probe that
+ * reached it, WAL from it, or the primary's own call.  What a primary
+ * watches: how many nodes answer it as their primary, which renews the
+ * lease its commits need, and whether a newer term has someone else.
  *
  * The loop is the standard one: wait on the latch with a timeout and
  * postmaster-death exit, reset, check for interrupts (SIGTERM ends the
- * worker at once), reload the configuration on SIGHUP.  Any ERROR ends the
- * worker and the postmaster starts it again a second later; nothing it
- * holds only in memory is trusted after that.
+ * worker at once, even in the middle of a round of probes), reload the
+ * configuration on SIGHUP.  Any ERROR ends the worker and the postmaster
+ * starts it again a second later.  Nothing it knew only in memory is
+ * trusted after that: a restarted worker begins in IDLE and gives the
+ * primary a full failover_timeout from its start before it elects.
  *
  *-------------------------------------------------------------------------
  */
@@ -19,20 +28,26 @@
 #include "access/xact.h"
 #include "commands/extension.h"
 #include "executor/spi.h"
+#include "libpq-fe.h"
 #include "miscadmin.h"
 #include "pgstat.h"
 #include "postmaster/bgworker.h"
 #include "postmaster/interrupt.h"
+#include "replication/walreceiver.h"
 #include "storage/ipc.h"
 #include "storage/latch.h"
 #include "storage/proc.h"
+#include "storage/spin.h"
 #include "tcop/tcopprot.h"
 #include "utils/builtins.h"
 #include "utils/guc.h"
+#include "utils/memutils.h"
+#include "utils/pg_lsn.h"
 #include "utils/snapmgr.h"
 #include "utils/timestamp.h"
 
-#include "replication_kit.h"
+#include "fsm.h"
+#include "peer.h"
 
 /* Register the worker; called from _PG_init in the postmaster. */
 void
@@ -62,44 +77,37 @@ worker_detach(int code, Datum arg)
 	LWLockRelease(rk_shared->lock);
 }
 
-static void
-set_worker_state(const char *state)
-{
-	LWLockAcquire(rk_shared->lock, LW_EXCLUSIVE);
-	strlcpy(rk_shared->worker_state, state, sizeof(rk_shared->worker_state));
-	LWLockRelease(rk_shared->lock);
-}
-
 /*
- * Read the registry into shared memory.  Returns false if the extension is
- * not (yet) created in this database: on a standby it appears when the
- * primary's CREATE EXTENSION is replayed.
+ * Read the registry into the view and shared memory.  Returns false if the
+ * extension is not (yet) created in this database: on a standby it appears
+ * when the primary's CREATE EXTENSION is replayed.
  */
 static bool
-refresh_registry(void)
+read_registry(RkView *v)
 {
-	RkPeer		peers[RK_MAX_NODES];
-	int			npeers = 0;
-	char		method[8] = "FIRST";
-	int			num_sync = 0;
-	char	   *self;
 	int			ret;
+	char	   *self;
 
 	if (!OidIsValid(get_extension_oid(RK_EXTENSION_NAME, true)))
 		return false;
 
 	self = rk_self_name();
+	strlcpy(v->self, self ? self : "", NAMEDATALEN);
+	v->self_idx = -1;
+	v->npeers = 0;
+	v->members = 0;
 
 	SPI_connect();
-	ret = SPI_execute(psprintf("SELECT node_name, host, port, role = 'primary', sync FROM %s ORDER BY node_id",
-							   rk_table("rk_nodes")), true, RK_MAX_NODES);
+	ret = SPI_execute(psprintf("SELECT node_name, host, port, role = 'primary', sync, joined_at IS NOT NULL "
+							   "FROM %s ORDER BY node_id", rk_table("rk_nodes")),
+					  true, RK_MAX_NODES);
 	if (ret != SPI_OK_SELECT)
 		elog(ERROR, "could not read the registry: %s", SPI_result_code_string(ret));
 	for (uint64 i = 0; i < SPI_processed; i++)
 	{
 		HeapTuple	tup = SPI_tuptable->vals[i];
 		TupleDesc	desc = SPI_tuptable->tupdesc;
-		RkPeer	   *p = &peers[npeers++];
+		RkPeer	   *p = &v->peers[v->npeers];
 		bool		isnull;
 
 		memset(p, 0, sizeof(RkPeer));
@@ -108,81 +116,417 @@ refresh_registry(void)
 		p->port = DatumGetInt32(SPI_getbinval(tup, desc, 3, &isnull));
 		p->registry_primary = DatumGetBool(SPI_getbinval(tup, desc, 4, &isnull));
 		p->sync = DatumGetBool(SPI_getbinval(tup, desc, 5, &isnull));
+		p->joined = DatumGetBool(SPI_getbinval(tup, desc, 6, &isnull)) || p->registry_primary;
 		p->is_self = self != NULL && strcmp(self, p->name) == 0;
+		if (p->is_self)
+			v->self_idx = v->npeers;
+		if (p->joined)
+			v->members++;
+		v->npeers++;
 	}
-	ret = SPI_execute(psprintf("SELECT sync_method, num_sync FROM %s", rk_table("rk_cluster")), true, 1);
+	strlcpy(v->method, "FIRST", sizeof(v->method));
+	v->num_sync = 0;
+	v->repl_role[0] = '\0';
+	ret = SPI_execute(psprintf("SELECT sync_method, num_sync, coalesce(replication_role, '') FROM %s",
+							   rk_table("rk_cluster")), true, 1);
 	if (ret == SPI_OK_SELECT && SPI_processed == 1)
 	{
 		bool		isnull;
 
-		strlcpy(method, SPI_getvalue(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1), sizeof(method));
-		num_sync = DatumGetInt32(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 2, &isnull));
+		strlcpy(v->method, SPI_getvalue(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1), sizeof(v->method));
+		v->num_sync = DatumGetInt32(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 2, &isnull));
+		strlcpy(v->repl_role, SPI_getvalue(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 3), NAMEDATALEN);
 	}
 	SPI_finish();
 
-	LWLockAcquire(rk_shared->lock, LW_EXCLUSIVE);
-	/* Keep what was learned by probing peers that are still registered. */
-	for (int i = 0; i < npeers; i++)
+	v->majority = v->members / 2 + 1;
+
+	/* Keep what earlier rounds learned about peers that are still registered. */
+	LWLockAcquire(rk_shared->lock, LW_SHARED);
+	for (int i = 0; i < v->npeers; i++)
 	{
 		for (int j = 0; j < rk_shared->npeers; j++)
 		{
 			RkPeer	   *old = &rk_shared->peers[j];
+			RkPeer	   *p = &v->peers[i];
 
-			if (strcmp(old->name, peers[i].name) == 0 && strcmp(old->host, peers[i].host) == 0 &&
-				old->port == peers[i].port)
+			if (strcmp(old->name, p->name) == 0 && strcmp(old->host, p->host) == 0 && old->port == p->port)
 			{
-				peers[i].reachable = old->reachable;
-				peers[i].last_ok = old->last_ok;
-				peers[i].last_attempt = old->last_attempt;
-				peers[i].in_recovery = old->in_recovery;
-				peers[i].timeline = old->timeline;
-				peers[i].lsn = old->lsn;
-				peers[i].term = old->term;
-				memcpy(peers[i].error, old->error, RK_REASON_LEN);
+				RkPeer		fresh = *p;
+
+				*p = *old;
+				p->registry_primary = fresh.registry_primary;
+				p->sync = fresh.sync;
+				p->joined = fresh.joined;
+				p->is_self = fresh.is_self;
 			}
 		}
 	}
-	memcpy(rk_shared->peers, peers, sizeof(RkPeer) * npeers);
-	rk_shared->npeers = npeers;
-	strlcpy(rk_shared->policy_method, method, sizeof(rk_shared->policy_method));
-	rk_shared->policy_num_sync = num_sync;
-	rk_shared->registry_seen = true;
 	LWLockRelease(rk_shared->lock);
-
-	/*
-	 * Record who this node is.  A standby's name comes from its
-	 * primary_conninfo, and writing it down corrects a state file inherited
-	 * from the primary by pg_basebackup.
-	 */
-	if (self != NULL)
-		rk_state_set_identity(self, RecoveryInProgress() ? "standby" : "primary");
 	return true;
 }
 
-/* One pass of the loop, in a transaction of its own. */
+/*
+ * The primary marks standbys that stream as joined: from then on they
+ * count in majorities.  A standby registered but never cloned must not be
+ * able to fence the primary by its absence.
+ */
 static void
-worker_tick(void)
+mark_joined(RkView *v)
 {
-	bool		have_registry;
+	int			ret;
+
+	SPI_connect();
+	ret = SPI_execute(psprintf("UPDATE %s SET joined_at = now() WHERE joined_at IS NULL AND node_name IN "
+							   "(SELECT application_name FROM pg_catalog.pg_stat_replication WHERE state = 'streaming') "
+							   "RETURNING node_name", rk_table("rk_nodes")), false, 0);
+	if (ret == SPI_OK_UPDATE_RETURNING)
+	{
+		for (uint64 i = 0; i < SPI_processed; i++)
+			rk_journal(v, "standby_joined", SPI_getvalue(SPI_tuptable->vals[i], SPI_tuptable->tupdesc, 1),
+					   "streams now and counts for a majority");
+	}
+	SPI_finish();
+}
+
+/* Is the WAL receiver streaming and hearing from its primary lately? */
+static bool
+walreceiver_hears_primary(TimestampTz now)
+{
+	WalRcvData *walrcv = WalRcv;
+	WalRcvState state;
+	TimestampTz last;
+
+	SpinLockAcquire(&walrcv->mutex);
+	state = walrcv->walRcvState;
+	last = walrcv->lastMsgReceiptTime;
+	SpinLockRelease(&walrcv->mutex);
+	return state == WALRCV_STREAMING && last != 0 &&
+		TimestampDifferenceMilliseconds(last, now) < rk_probe_interval_ms + rk_probe_timeout_ms;
+}
+
+/*
+ * One round of rk_peer_state() calls to every other registered node.  The
+ * primary's calls tell the standbys it is alive.
+ */
+static void
+probe_peers(RkView *v)
+{
+	RkCall		calls[RK_MAX_NODES];
+	int			ncalls = 0;
+	char		term[32];
+	const char *params[3];
+
+	snprintf(term, sizeof(term), UINT64_FORMAT, v->st.term);
+	params[0] = v->self;
+	params[1] = term;
+	params[2] = v->in_recovery ? "false" : "true";
+
+	for (int i = 0; i < v->npeers; i++)
+	{
+		RkPeer	   *p = &v->peers[i];
+
+		if (p->is_self)
+			continue;
+		p->last_attempt = v->now;
+		if (rk_partitioned_from(p->name))
+		{
+			p->reachable = false;
+			strlcpy(p->error, "cut off by replication_kit.simulate_partition", RK_REASON_LEN);
+			continue;
+		}
+		rk_call_init(&calls[ncalls], p->host, p->port, v->repl_role, v->self,
+					 "SELECT * FROM rk_peer_state($1, $2::bigint, $3::boolean)", 3, params);
+		calls[ncalls].peer_index = i;
+		ncalls++;
+	}
+	if (ncalls == 0)
+		return;
+
+	pgstat_report_activity(STATE_RUNNING, "probing the other nodes");
+	rk_calls_run(calls, ncalls, rk_probe_timeout_ms);
+
+	for (int c = 0; c < ncalls; c++)
+	{
+		RkPeer	   *p = &v->peers[calls[c].peer_index];
+		const char *val;
+
+		p->reachable = calls[c].phase == RK_CALL_DONE;
+		if (!p->reachable)
+		{
+			strlcpy(p->error, calls[c].error, RK_REASON_LEN);
+			continue;
+		}
+		p->error[0] = '\0';
+		p->last_ok = v->now;
+		val = rk_call_value(&calls[c], "in_recovery");
+		p->in_recovery = val && val[0] == 't';
+		val = rk_call_value(&calls[c], "timeline");
+		p->timeline = val ? (TimeLineID) strtoul(val, NULL, 10) : 0;
+		val = rk_call_value(&calls[c], "lsn");
+		p->lsn = val ? DatumGetLSN(DirectFunctionCall1(pg_lsn_in, CStringGetDatum(val))) : InvalidXLogRecPtr;
+		val = rk_call_value(&calls[c], "term");
+		p->term = val ? strtoull(val, NULL, 10) : 0;
+		val = rk_call_value(&calls[c], "primary_name");
+		strlcpy(p->primary_name, val ? val : "", NAMEDATALEN);
+		val = rk_call_value(&calls[c], "voted_for");
+		strlcpy(p->voted_for, val ? val : "", NAMEDATALEN);
+		val = rk_call_value(&calls[c], "silence_ms");
+		p->silence_ms = val ? atol(val) : 0;
+		val = rk_call_value(&calls[c], "fenced");
+		p->fenced = val && val[0] == 't';
+	}
+	rk_calls_clear(calls, ncalls);
+}
+
+/* Adopt a newer term seen anywhere; terms only ever grow. */
+static void
+adopt_term(RkView *v, uint64 term, const char *primary)
+{
+	RkNodeState st;
+
+	LWLockAcquire(rk_shared->lock, LW_EXCLUSIVE);
+	st = rk_shared->state;
+	if (term > st.term || (term == st.term && primary && strcmp(st.primary_name, primary) != 0))
+	{
+		if (term > st.term)
+		{
+			st.voted_for[0] = '\0';
+			st.voted_term = 0;
+		}
+		st.term = term;
+		strlcpy(st.primary_name, primary ? primary : "", NAMEDATALEN);
+		rk_state_save_locked(&st);
+	}
+	v->st = rk_shared->state;
+	LWLockRelease(rk_shared->lock);
+}
+
+/* A standby's round: who is the primary, and did we hear from it? */
+static RkEvent
+standby_event(RkView *v)
+{
+	int			newest = -1;
+
+	/* The primary is whoever reports being one in the newest term. */
+	for (int i = 0; i < v->npeers; i++)
+	{
+		RkPeer	   *p = &v->peers[i];
+
+		if (p->is_self || !p->reachable || p->in_recovery || p->fenced)
+			continue;
+		if (newest < 0 || p->term > v->peers[newest].term)
+			newest = i;
+	}
+
+	v->upstream_idx = rk_upstream_index(v);
+	if (newest >= 0 && v->peers[newest].term >= v->st.term)
+	{
+		v->primary_idx = newest;
+		v->contact = true;
+		adopt_term(v, v->peers[newest].term, v->peers[newest].name);
+	}
+	else
+	{
+		v->primary_idx = -1;
+		for (int i = 0; i < v->npeers; i++)
+		{
+			if (v->st.primary_name[0] ? strcmp(v->peers[i].name, v->st.primary_name) == 0
+				: v->peers[i].registry_primary)
+				v->primary_idx = i;
+		}
+		v->contact = v->primary_idx >= 0 && v->primary_idx == v->upstream_idx &&
+			walreceiver_hears_primary(v->now);
+	}
+
+	LWLockAcquire(rk_shared->lock, LW_EXCLUSIVE);
+	if (v->contact)
+		rk_shared->last_seen_primary = Max(rk_shared->last_seen_primary, v->now);
+	v->silence_ms = TimestampDifferenceMilliseconds(rk_shared->last_seen_primary, v->now);
+	LWLockRelease(rk_shared->lock);
+
+	/* Re-read: a call from the primary may have told us more than our probes. */
+	LWLockAcquire(rk_shared->lock, LW_SHARED);
+	v->st = rk_shared->state;
+	LWLockRelease(rk_shared->lock);
+	if (v->primary_idx < 0 || (v->st.primary_name[0] &&
+							   strcmp(v->peers[v->primary_idx].name, v->st.primary_name) != 0))
+	{
+		for (int i = 0; i < v->npeers; i++)
+			if (v->st.primary_name[0] && strcmp(v->peers[i].name, v->st.primary_name) == 0)
+				v->primary_idx = i;
+	}
+
+	if (v->primary_idx >= 0 && !v->peers[v->primary_idx].is_self &&
+		v->primary_idx != v->upstream_idx && v->silence_ms < rk_failover_timeout_ms)
+	{
+		snprintf(v->why, sizeof(v->why), "%s is the primary in term " UINT64_FORMAT,
+				 v->peers[v->primary_idx].name, v->st.term);
+		return RK_EV_NEW_PRIMARY;
+	}
+	if (v->silence_ms < rk_probe_interval_ms + rk_probe_timeout_ms || v->contact)
+		return RK_EV_PRIMARY_SEEN;
+	if (v->silence_ms < rk_failover_timeout_ms)
+		return RK_EV_PRIMARY_SILENT;
+	return RK_EV_PRIMARY_DEAD;
+}
+
+/* A primary's round: who still answers us as their primary? */
+static RkEvent
+primary_event(RkView *v)
+{
+	uint64		max_term = v->st.term;
+
+	v->support = 1;
+	v->deposed = pg_atomic_read_u32(&rk_shared->fenced) != 0;
+	v->primary_idx = v->self_idx;
+	for (int i = 0; i < v->npeers; i++)
+	{
+		RkPeer	   *p = &v->peers[i];
+
+		if (p->is_self || !p->reachable)
+			continue;
+		if (p->term > v->st.term &&
+			(!p->in_recovery ||
+			 (p->primary_name[0] && strcmp(p->primary_name, v->self) != 0) ||
+			 (p->voted_for[0] && strcmp(p->voted_for, v->self) != 0)))
+		{
+			v->deposed = true;
+			snprintf(v->why, sizeof(v->why), "%s reports term " UINT64_FORMAT " with %s",
+					 p->name, p->term,
+					 !p->in_recovery ? "itself as primary" :
+					 p->primary_name[0] ? p->primary_name : p->voted_for);
+		}
+		max_term = Max(max_term, p->term);
+		if (p->in_recovery && p->joined && p->term <= Max(v->st.term, max_term))
+			v->support++;
+	}
+	if (v->deposed)
+	{
+		pg_atomic_write_u32(&rk_shared->fenced, 1);
+		return RK_EV_DEPOSED;
+	}
+	/* A standby's failed election raised the term; we are still the primary. */
+	if (max_term > v->st.term)
+		adopt_term(v, max_term, v->self);
+
+	if (v->support >= v->majority)
+		return RK_EV_MAJORITY_OK;
+	snprintf(v->why, sizeof(v->why), "%d of %d nodes answer, %d needed",
+			 v->support, v->members, v->majority);
+	if (v->members >= 2 &&
+		v->now >= (TimestampTz) pg_atomic_read_u64(&rk_shared->lease_until))
+		return RK_EV_MAJORITY_LOST;
+	return RK_NUM_EVENTS;		/* lease still running: nothing to do yet */
+}
+
+/* Publish the round's view for rk_status() and rk_peer_view(). */
+static void
+publish(RkView *v, RkState state)
+{
+	LWLockAcquire(rk_shared->lock, LW_EXCLUSIVE);
+	memcpy(rk_shared->peers, v->peers, sizeof(RkPeer) * v->npeers);
+	rk_shared->npeers = v->npeers;
+	strlcpy(rk_shared->policy_method, v->method, sizeof(rk_shared->policy_method));
+	rk_shared->policy_num_sync = v->num_sync;
+	rk_shared->registry_seen = true;
+	strlcpy(rk_shared->worker_state, rk_state_name(state), sizeof(rk_shared->worker_state));
+	if (state == RK_STATE_PRIMARY || state == RK_STATE_FOLLOWING)
+		rk_shared->readiness[0] = '\0';
+	LWLockRelease(rk_shared->lock);
+}
+
+/* Remember the cluster size for the commit guard at the next start. */
+static void
+record_members(RkView *v)
+{
+	LWLockAcquire(rk_shared->lock, LW_EXCLUSIVE);
+	if (rk_shared->state.members != v->members)
+	{
+		RkNodeState st = rk_shared->state;
+
+		st.members = v->members;
+		rk_state_save_locked(&st);
+	}
+	v->st = rk_shared->state;
+	LWLockRelease(rk_shared->lock);
+}
+
+/* One round, in a transaction of its own.  Returns the new state. */
+static RkState
+worker_round(RkState state)
+{
+	RkView	   *v = palloc0(sizeof(RkView));
+	RkEvent		event;
 
 	SetCurrentStatementStartTimestamp();
 	StartTransactionCommand();
 	PushActiveSnapshot(GetTransactionSnapshot());
 	pgstat_report_activity(STATE_RUNNING, "reading the registry");
 
-	have_registry = refresh_registry();
+	v->now = GetCurrentTimestamp();
+	v->in_recovery = RecoveryInProgress();
+	v->tli = rk_current_timeline();
+	v->lsn = rk_local_lsn();
+
+	if (!read_registry(v))
+	{
+		PopActiveSnapshot();
+		CommitTransactionCommand();
+		LWLockAcquire(rk_shared->lock, LW_EXCLUSIVE);
+		strlcpy(rk_shared->worker_state, "waiting for CREATE EXTENSION", sizeof(rk_shared->worker_state));
+		LWLockRelease(rk_shared->lock);
+		return RK_STATE_IDLE;
+	}
+
+	/* Record who this node is (a clone corrects the name it inherited). */
+	if (v->self[0])
+		rk_state_set_identity(v->self, v->in_recovery ? "standby" : "primary");
+	LWLockAcquire(rk_shared->lock, LW_SHARED);
+	v->st = rk_shared->state;
+	LWLockRelease(rk_shared->lock);
+
+	if (v->self_idx < 0)
+		event = RK_EV_NOT_REGISTERED;
+	else if (state == RK_STATE_IDLE || (state == RK_STATE_PROMOTING) ||
+			 (v->in_recovery && (state == RK_STATE_PRIMARY || state == RK_STATE_FENCED ||
+								 state == RK_STATE_REJOINING)) ||
+			 (!v->in_recovery && (state == RK_STATE_FOLLOWING || state == RK_STATE_SUSPECTING ||
+								  state == RK_STATE_PRIMARY_LOST)))
+		event = v->in_recovery ? RK_EV_IS_STANDBY : RK_EV_IS_PRIMARY;
+	else
+	{
+		if (!v->in_recovery)
+		{
+			mark_joined(v);
+			record_members(v);
+		}
+		probe_peers(v);
+		event = v->in_recovery ? standby_event(v) : primary_event(v);
+		if (v->in_recovery)
+			record_members(v);
+		rk_handle_manual_request(v, &state);
+	}
+
+	if (event != RK_NUM_EVENTS)
+		state = rk_fsm_dispatch(state, event, v);
+	if (!v->in_recovery && !RecoveryInProgress())
+		rk_journal_flush();
 
 	PopActiveSnapshot();
 	CommitTransactionCommand();
 	pgstat_report_activity(STATE_IDLE, NULL);
-
-	set_worker_state(have_registry ? (RecoveryInProgress() ? "standby" : "primary")
-					 : "waiting for CREATE EXTENSION");
+	publish(v, state);
+	pfree(v);
+	return state;
 }
 
 void
 rk_worker_main(Datum main_arg)
 {
+	RkState		state = RK_STATE_IDLE;
+	MemoryContext round_cxt;
+
 	pqsignal(SIGHUP, SignalHandlerForConfigReload);
 	pqsignal(SIGTERM, die);
 	BackgroundWorkerUnblockSignals();
@@ -193,18 +537,19 @@ rk_worker_main(Datum main_arg)
 	LWLockAcquire(rk_shared->lock, LW_EXCLUSIVE);
 	rk_shared->worker_pid = MyProcPid;
 	rk_shared->worker_latch = MyLatch;
-	if (!rk_shared->state_loaded)
-	{
-		(void) rk_state_read(&rk_shared->state);
-		rk_shared->state_loaded = true;
-	}
+	rk_state_load_locked();
+	/* A new worker gives the primary a full failover_timeout from now. */
+	rk_shared->last_seen_primary = Max(rk_shared->last_seen_primary, GetCurrentTimestamp());
 	LWLockRelease(rk_shared->lock);
 	before_shmem_exit(worker_detach, (Datum) 0);
 
 	ereport(LOG, (errmsg(RK_LOG_PREFIX "worker started on database \"%s\"", rk_database)));
+	round_cxt = AllocSetContextCreate(TopMemoryContext, "replication_kit round", ALLOCSET_DEFAULT_SIZES);
 
 	for (;;)
 	{
+		MemoryContext old;
+
 		CHECK_FOR_INTERRUPTS();
 		if (ConfigReloadPending)
 		{
@@ -213,7 +558,10 @@ rk_worker_main(Datum main_arg)
 			ereport(LOG, (errmsg(RK_LOG_PREFIX "worker reloaded its configuration")));
 		}
 
-		worker_tick();
+		old = MemoryContextSwitchTo(round_cxt);
+		state = worker_round(state);
+		MemoryContextSwitchTo(old);
+		MemoryContextReset(round_cxt);
 
 		(void) WaitLatch(MyLatch, WL_LATCH_SET | WL_TIMEOUT | WL_EXIT_ON_PM_DEATH,
 						 rk_probe_interval_ms, PG_WAIT_EXTENSION);

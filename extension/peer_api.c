@@ -1,0 +1,462 @@
+/*-------------------------------------------------------------------------
+ *
+ * peer_api.c
+ *		What the nodes ask each other, and the commit guard.
+ *
+ *		rk_peer_state(caller, caller_term, caller_is_primary)
+ *			"who are you, how far is your WAL, whom do you follow";
+ *			a call from the primary also counts as contact with it.
+ *		rk_request_vote(candidate, term, timeline, lsn, mode)
+ *			a vote for a candidate in a new term, given at most once
+ *			per term and written to disk before it is answered.
+ *		rk_peer_fence(caller, term)
+ *			"stop acknowledging commits": a forced failover or a
+ *			switchover fences the primary it can still reach.
+ *		rk_peer_failover(force, dry_run)
+ *			hand a manual failover to this node's worker.
+ *
+ * They run in ordinary backends of the node being asked, connected as the
+ * kit's replication role, so they take rk_shared->lock themselves and
+ * never trust the caller for more than the numbers it sends.
+ *
+ * The commit guard is an XactCallback every backend inherits from the
+ * postmaster: on a primary of a cluster of two or more it lets a
+ * transaction that wrote commit only while the node holds its lease, so a
+ * primary that lost its majority (or was SIGSTOPped through an election)
+ * acknowledges nothing once a new primary can exist, whatever the session's
+ * synchronous_commit.
+ *
+ *-------------------------------------------------------------------------
+ */
+#include "postgres.h"
+
+#include "access/htup_details.h"
+#include "access/xact.h"
+#include "access/xlog.h"
+#include "fmgr.h"
+#include "funcapi.h"
+#include "miscadmin.h"
+#include "pgstat.h"
+#include "replication/walreceiver.h"
+#include "storage/latch.h"
+#include "utils/acl.h"
+#include "utils/builtins.h"
+#include "utils/pg_lsn.h"
+#include "utils/timestamp.h"
+#include "utils/varlena.h"
+
+#include "replication_kit.h"
+
+PG_FUNCTION_INFO_V1(rk_peer_state);
+PG_FUNCTION_INFO_V1(rk_request_vote);
+PG_FUNCTION_INFO_V1(rk_peer_fence);
+PG_FUNCTION_INFO_V1(rk_peer_failover);
+
+/* Set by the kit's own administrative functions, which must work while fenced. */
+bool		rk_guard_bypass = false;
+
+/*
+ * How long a primary may go on committing after a majority last answered.
+ * Shorter than failover_timeout by a probe interval, so that the lease of
+ * an old primary has run out before any standby may vote for a new one.
+ */
+int
+rk_effective_fence_ms(void)
+{
+	return Max(100, Min(rk_fence_timeout_ms, rk_failover_timeout_ms - rk_probe_interval_ms));
+}
+
+/* How far this node's WAL goes: flushed on a primary, received or replayed on a standby. */
+XLogRecPtr
+rk_local_lsn(void)
+{
+	if (RecoveryInProgress())
+		return Max(GetWalRcvFlushRecPtr(NULL, NULL), GetXLogReplayRecPtr(NULL));
+	return rk_flush_lsn();
+}
+
+/* Is `node_name` on this node's replication_kit.simulate_partition list? */
+bool
+rk_partitioned_from(const char *node_name)
+{
+	char	   *copy;
+	List	   *names;
+	ListCell   *lc;
+	bool		found = false;
+
+	if (node_name == NULL || rk_simulate_partition == NULL || rk_simulate_partition[0] == '\0')
+		return false;
+	copy = pstrdup(rk_simulate_partition);
+	if (!SplitIdentifierString(copy, ',', &names))
+		return false;
+	foreach(lc, names)
+	{
+		if (strcmp((char *) lfirst(lc), node_name) == 0)
+			found = true;
+	}
+	return found;
+}
+
+/* Callers are other nodes' workers, as the replication role, or superusers. */
+static void
+require_peer(const char *funcname, const char *caller)
+{
+	rk_require_preloaded();
+	if (!superuser() && !has_rolreplication(GetUserId()))
+		ereport(ERROR,
+				(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
+				 errmsg("permission denied for function %s", funcname),
+				 errdetail("Only superusers and replication roles may call the kit's node-to-node functions.")));
+	if (rk_partitioned_from(caller))
+		ereport(ERROR,
+				(errcode(ERRCODE_CONNECTION_FAILURE),
+				 errmsg("node \"%s\" is cut off from this node by replication_kit.simulate_partition", caller)));
+}
+
+static void
+wake_worker_locked(void)
+{
+	if (rk_shared->worker_latch)
+		SetLatch(rk_shared->worker_latch);
+}
+
+/*
+ * rk_peer_state(caller, caller_term, caller_is_primary): this node's view,
+ * for the worker of another node.  A primary's call in a term no older than
+ * ours is contact with the primary: it is what keeps the standbys from
+ * electing a new one, and what the primary's lease is made of.
+ */
+Datum
+rk_peer_state(PG_FUNCTION_ARGS)
+{
+	char	   *caller = PG_ARGISNULL(0) ? NULL : text_to_cstring(PG_GETARG_TEXT_PP(0));
+	uint64		caller_term = PG_ARGISNULL(1) ? 0 : (uint64) PG_GETARG_INT64(1);
+	bool		caller_is_primary = PG_ARGISNULL(2) ? false : PG_GETARG_BOOL(2);
+	TupleDesc	tupdesc;
+	Datum		values[9];
+	bool		nulls[9] = {0};
+	char	   *name;
+	bool		in_recovery = RecoveryInProgress();
+	TimestampTz now = GetCurrentTimestamp();
+	RkNodeState st;
+	TimestampTz seen;
+
+	require_peer("rk_peer_state", caller);
+	if (get_call_result_type(fcinfo, NULL, &tupdesc) != TYPEFUNC_COMPOSITE)
+		elog(ERROR, "return type must be a row type");
+	name = rk_self_name();
+
+	LWLockAcquire(rk_shared->lock, LW_EXCLUSIVE);
+	rk_state_load_locked();
+	st = rk_shared->state;
+	if (caller_is_primary && caller != NULL && caller_term >= st.term)
+	{
+		if (in_recovery)
+		{
+			/*
+			 * Contact with the primary.  A newer term, or a primary we did
+			 * not know, is news for the worker, which re-points to it.
+			 */
+			bool		news = caller_term > st.term || strcmp(st.primary_name, caller) != 0;
+
+			st.term = caller_term;
+			strlcpy(st.primary_name, caller, NAMEDATALEN);
+			rk_state_save_locked(&st);
+			rk_shared->last_seen_primary = now;
+			if (news)
+				wake_worker_locked();
+		}
+		else if (caller_term > st.term && name != NULL && strcmp(caller, name) != 0)
+		{
+			/* Another primary in a newer term: this one is deposed, at once. */
+			pg_atomic_write_u32(&rk_shared->fenced, 1);
+			st.term = caller_term;
+			strlcpy(st.primary_name, caller, NAMEDATALEN);
+			rk_state_save_locked(&st);
+			wake_worker_locked();
+		}
+	}
+	seen = rk_shared->last_seen_primary;
+	LWLockRelease(rk_shared->lock);
+
+	values[0] = name ? CStringGetTextDatum(name) : (Datum) 0;
+	nulls[0] = name == NULL;
+	values[1] = BoolGetDatum(in_recovery);
+	values[2] = Int32GetDatum((int32) rk_current_timeline());
+	values[3] = LSNGetDatum(rk_local_lsn());
+	values[4] = Int64GetDatum((int64) st.term);
+	values[5] = CStringGetTextDatum(st.primary_name);
+	nulls[5] = st.primary_name[0] == '\0';
+	values[6] = CStringGetTextDatum(st.voted_for);
+	nulls[6] = st.voted_for[0] == '\0' || st.voted_term != st.term;
+	/* Milliseconds since this node last had contact with the primary. */
+	values[7] = Int64GetDatum(in_recovery ? TimestampDifferenceMilliseconds(seen, now) : 0);
+	values[8] = BoolGetDatum(pg_atomic_read_u32(&rk_shared->fenced) != 0);
+	PG_RETURN_DATUM(HeapTupleGetDatum(heap_form_tuple(tupdesc, values, nulls)));
+}
+
+/*
+ * rk_request_vote(candidate, term, timeline, lsn, mode): vote for
+ * `candidate` as the primary of `term`, or say why not.  mode is 'auto'
+ * (the voter must not have reached the primary for failover_timeout),
+ * 'manual' (not for the fence timeout, so the old primary's lease has run
+ * out) or 'force' (an operator overrode the checks).  In every mode the
+ * voter refuses a candidate with less WAL than itself, and votes at most
+ * once per term; the vote is on disk before the answer leaves.
+ */
+Datum
+rk_request_vote(PG_FUNCTION_ARGS)
+{
+	char	   *candidate;
+	uint64		term;
+	int32		cand_tli;
+	XLogRecPtr	cand_lsn;
+	char	   *mode;
+	TupleDesc	tupdesc;
+	Datum		values[5];
+	bool		nulls[5] = {0};
+	TimeLineID	my_tli = rk_current_timeline();
+	XLogRecPtr	my_lsn = rk_local_lsn();
+	TimestampTz now = GetCurrentTimestamp();
+	char		reason[RK_REASON_LEN] = "";
+	bool		granted = false;
+	RkNodeState st;
+	long		silence_ms;
+	int			need_ms;
+	char	   *self;
+
+	if (PG_ARGISNULL(0) || PG_ARGISNULL(1) || PG_ARGISNULL(2) || PG_ARGISNULL(3) || PG_ARGISNULL(4))
+		ereport(ERROR,
+				(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
+				 errmsg("rk_request_vote arguments must not be null")));
+	candidate = text_to_cstring(PG_GETARG_TEXT_PP(0));
+	term = (uint64) PG_GETARG_INT64(1);
+	cand_tli = PG_GETARG_INT32(2);
+	cand_lsn = PG_GETARG_LSN(3);
+	mode = text_to_cstring(PG_GETARG_TEXT_PP(4));
+	require_peer("rk_request_vote", candidate);
+	if (strcmp(mode, "auto") != 0 && strcmp(mode, "manual") != 0 && strcmp(mode, "force") != 0)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("invalid vote mode \"%s\"", mode)));
+	if (get_call_result_type(fcinfo, NULL, &tupdesc) != TYPEFUNC_COMPOSITE)
+		elog(ERROR, "return type must be a row type");
+	self = rk_self_name();
+
+	need_ms = strcmp(mode, "auto") == 0 ? rk_failover_timeout_ms : rk_effective_fence_ms();
+
+	LWLockAcquire(rk_shared->lock, LW_EXCLUSIVE);
+	rk_state_load_locked();
+	st = rk_shared->state;
+	silence_ms = TimestampDifferenceMilliseconds(rk_shared->last_seen_primary, now);
+
+	if (term < st.term || (term == st.term && st.voted_term == term &&
+						   st.voted_for[0] != '\0' && strcmp(st.voted_for, candidate) != 0))
+		snprintf(reason, sizeof(reason), "already in term " UINT64_FORMAT " with a vote for %s",
+				 st.term, st.voted_term == st.term && st.voted_for[0] ? st.voted_for : "nobody");
+	else if (!RecoveryInProgress())
+		snprintf(reason, sizeof(reason), "%s is a primary, not a standby", self ? self : "this node");
+	else if (strcmp(mode, "force") != 0 && silence_ms < need_ms)
+		snprintf(reason, sizeof(reason), "%s had contact with primary %s %ld ms ago",
+				 self ? self : "this node", st.primary_name[0] ? st.primary_name : "(unknown)", silence_ms);
+	else if (strcmp(mode, "force") != 0 &&
+			 TimestampDifferenceMilliseconds(rk_shared->last_vote_at, now) < rk_failover_timeout_ms &&
+			 st.voted_term < term && st.voted_for[0] != '\0' && strcmp(st.voted_for, candidate) != 0)
+		snprintf(reason, sizeof(reason), "voted for %s in term " UINT64_FORMAT " less than failover_timeout ago",
+				 st.voted_for, st.voted_term);
+	else if (my_tli > (TimeLineID) cand_tli || (my_tli == (TimeLineID) cand_tli && my_lsn > cand_lsn))
+		snprintf(reason, sizeof(reason), "%s has more WAL (%X/%X on timeline %u)",
+				 self ? self : "this node", LSN_FORMAT_ARGS(my_lsn), my_tli);
+	else
+	{
+		granted = true;
+		st.term = term;
+		st.voted_term = term;
+		strlcpy(st.voted_for, candidate, NAMEDATALEN);
+		st.primary_name[0] = '\0';	/* nobody's, until the winner says so */
+		rk_state_save_locked(&st);
+		rk_shared->last_vote_at = now;
+		snprintf(reason, sizeof(reason), "vote granted in term " UINT64_FORMAT, term);
+	}
+	LWLockRelease(rk_shared->lock);
+
+	ereport(LOG,
+			(errmsg(RK_LOG_PREFIX "vote %s to %s for term " UINT64_FORMAT ": %s",
+					granted ? "given" : "refused", candidate, term, reason),
+			 errhidestmt(true)));
+
+	values[0] = BoolGetDatum(granted);
+	values[1] = Int64GetDatum((int64) Max(st.term, term));
+	values[2] = Int32GetDatum((int32) my_tli);
+	values[3] = LSNGetDatum(my_lsn);
+	values[4] = CStringGetTextDatum(reason);
+	PG_RETURN_DATUM(HeapTupleGetDatum(heap_form_tuple(tupdesc, values, nulls)));
+}
+
+/*
+ * rk_peer_fence(caller, term): this node stops acknowledging commits now,
+ * and learns that `caller` takes over in `term`.  Returns how far its WAL
+ * goes, which the caller waits for before it promotes.
+ */
+Datum
+rk_peer_fence(PG_FUNCTION_ARGS)
+{
+	char	   *caller = PG_ARGISNULL(0) ? NULL : text_to_cstring(PG_GETARG_TEXT_PP(0));
+	uint64		term = PG_ARGISNULL(1) ? 0 : (uint64) PG_GETARG_INT64(1);
+	TupleDesc	tupdesc;
+	Datum		values[3];
+	bool		nulls[3] = {0};
+	RkNodeState st;
+	bool		was_primary = !RecoveryInProgress();
+
+	require_peer("rk_peer_fence", caller);
+	if (caller == NULL)
+		ereport(ERROR,
+				(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
+				 errmsg("caller must not be null")));
+	if (get_call_result_type(fcinfo, NULL, &tupdesc) != TYPEFUNC_COMPOSITE)
+		elog(ERROR, "return type must be a row type");
+
+	LWLockAcquire(rk_shared->lock, LW_EXCLUSIVE);
+	rk_state_load_locked();
+	st = rk_shared->state;
+	if (term < st.term)
+	{
+		LWLockRelease(rk_shared->lock);
+		ereport(ERROR,
+				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+				 errmsg("term " UINT64_FORMAT " is older than this node's term " UINT64_FORMAT, term, st.term)));
+	}
+	if (was_primary)
+		pg_atomic_write_u32(&rk_shared->fenced, 1);
+	st.term = term;
+	strlcpy(st.primary_name, caller, NAMEDATALEN);
+	rk_state_save_locked(&st);
+	wake_worker_locked();
+	LWLockRelease(rk_shared->lock);
+
+	/*
+	 * Commits that passed the guard before the flag was set may still be
+	 * writing their commit record: the flush position is read after them.
+	 */
+	if (was_primary)
+		pg_usleep(10 * 1000L);
+
+	ereport(LOG,
+			(errmsg(RK_LOG_PREFIX "fenced by %s for term " UINT64_FORMAT, caller, term),
+			 errhidestmt(true)));
+	values[0] = BoolGetDatum(was_primary);
+	values[1] = LSNGetDatum(rk_local_lsn());
+	values[2] = Int32GetDatum((int32) rk_current_timeline());
+	PG_RETURN_DATUM(HeapTupleGetDatum(heap_form_tuple(tupdesc, values, nulls)));
+}
+
+/*
+ * Ask this node's worker for a manual failover to this node and wait for
+ * its answer.  Used by rk_failover() here and by rk_peer_failover() for a
+ * caller on another node.
+ */
+static bool
+request_local_failover(bool force, bool dry_run, char **result)
+{
+	uint32		seq;
+	TimestampTz deadline = TimestampTzPlusMilliseconds(GetCurrentTimestamp(), 120 * 1000);
+
+	LWLockAcquire(rk_shared->lock, LW_EXCLUSIVE);
+	if (rk_shared->worker_latch == NULL)
+	{
+		LWLockRelease(rk_shared->lock);
+		*result = pstrdup("the replication_kit worker of this node is not running");
+		return false;
+	}
+	seq = ++rk_shared->request_seq;
+	rk_shared->request_force = force;
+	rk_shared->request_dry_run = dry_run;
+	wake_worker_locked();
+	LWLockRelease(rk_shared->lock);
+
+	for (;;)
+	{
+		bool		done;
+
+		LWLockAcquire(rk_shared->lock, LW_SHARED);
+		done = rk_shared->done_seq == seq;
+		if (done)
+		{
+			*result = pstrdup(rk_shared->result);
+			LWLockRelease(rk_shared->lock);
+			return rk_shared->result_ok;
+		}
+		LWLockRelease(rk_shared->lock);
+		if (GetCurrentTimestamp() > deadline)
+		{
+			*result = pstrdup("the worker did not answer within 120 s");
+			return false;
+		}
+		(void) WaitLatch(MyLatch, WL_LATCH_SET | WL_TIMEOUT | WL_EXIT_ON_PM_DEATH, 50, PG_WAIT_EXTENSION);
+		ResetLatch(MyLatch);
+		CHECK_FOR_INTERRUPTS();
+	}
+}
+
+/* rk_peer_failover(force, dry_run): a manual failover to this node, for a caller elsewhere. */
+Datum
+rk_peer_failover(PG_FUNCTION_ARGS)
+{
+	bool		force = PG_ARGISNULL(0) ? false : PG_GETARG_BOOL(0);
+	bool		dry_run = PG_ARGISNULL(1) ? false : PG_GETARG_BOOL(1);
+	char	   *result;
+	bool		ok;
+
+	require_peer("rk_peer_failover", NULL);
+	ok = request_local_failover(force, dry_run, &result);
+	PG_RETURN_TEXT_P(cstring_to_text(psprintf("%s%s", ok ? "ok: " : "refused: ", result)));
+}
+
+/* For rk_failover(): the same, in this node. */
+bool
+rk_local_failover(bool force, bool dry_run, char **result)
+{
+	return request_local_failover(force, dry_run, result);
+}
+
+/*
+ * The commit guard.  Only transactions that wrote something are checked,
+ * and only on a primary the worker (or the state file at startup) marked as
+ * needing a lease; everything else costs two atomic reads.
+ */
+void
+rk_commit_guard(XactEvent event, void *arg)
+{
+	TimestampTz until;
+	TimestampTz now;
+
+	if (event == XACT_EVENT_COMMIT || event == XACT_EVENT_ABORT)
+	{
+		rk_guard_bypass = false;
+		return;
+	}
+	if (event != XACT_EVENT_PRE_COMMIT || rk_shared == NULL || rk_guard_bypass)
+		return;
+	if (pg_atomic_read_u32(&rk_shared->guard_enforced) == 0 &&
+		pg_atomic_read_u32(&rk_shared->fenced) == 0)
+		return;
+	if (!TransactionIdIsValid(GetTopTransactionIdIfAny()) || RecoveryInProgress())
+		return;
+
+	if (pg_atomic_read_u32(&rk_shared->fenced) != 0)
+		ereport(ERROR,
+				(errcode(ERRCODE_READ_ONLY_SQL_TRANSACTION),
+				 errmsg("cannot commit: this node is fenced and no longer the primary"),
+				 errdetail("Another node was made the primary in a newer term; this node will rejoin as its standby."),
+				 errhint("Reconnect with target_session_attrs=read-write to reach the current primary.")));
+
+	until = (TimestampTz) pg_atomic_read_u64(&rk_shared->lease_until);
+	now = GetCurrentTimestamp();
+	if (now >= until)
+		ereport(ERROR,
+				(errcode(ERRCODE_READ_ONLY_SQL_TRANSACTION),
+				 errmsg("cannot commit: this primary has not heard from a majority of the cluster"),
+				 errdetail("A primary commits only while a majority of the registered nodes answers it (replication_kit.fence_timeout); another node may be promoted."),
+				 errhint("Check rk_status(); reconnect with target_session_attrs=read-write to reach the current primary.")));
+}

@@ -1,0 +1,594 @@
+/*-------------------------------------------------------------------------
+ *
+ * election.c
+ *		Choosing and promoting a new primary.
+ *
+ * The rules (README, "Failover rules"):
+ *  1. Majority: a promotion needs the votes of a strict majority of the
+ *     nodes that count (registered and joined, the dead primary included),
+ *     and every voter must itself have lost contact with the primary.
+ *  2. Terms: an election is for a new term; a node votes at most once per
+ *     term and keeps its term and vote on disk (state_file.c).
+ *  3. No acknowledged commit lost: only the standby with the most WAL
+ *     (timeline, then LSN; ties by synchronous priority, then name) runs,
+ *     and it must hear from enough members of the synchronous list that
+ *     every possible commit quorum is represented: n - k + 1 of the n
+ *     listed standbys for FIRST k or ANY k.  A commit acknowledged by the
+ *     old primary is on k of them, so on at least one that was heard from,
+ *     and the winner has at least as much WAL as every one heard from.
+ *  4. Exactly one node promotes, and only once it has the votes.
+ *
+ * Before it asks for votes at all, a standby checks that it could win
+ * (a pre-vote): it is the best candidate among the nodes it reaches, no
+ * reachable standby still has contact with the primary, and the majority
+ * and the synchronous quorum are within reach.  So a standby that alone
+ * lost its link to a healthy primary never even raises the term.
+ *
+ *-------------------------------------------------------------------------
+ */
+#include "postgres.h"
+
+#include "access/xact.h"
+#include "executor/spi.h"
+#include "fmgr.h"
+#include "lib/stringinfo.h"
+#include "miscadmin.h"
+#include "pgstat.h"
+#include "utils/builtins.h"
+#include "utils/fmgrprotos.h"
+#include "utils/pg_lsn.h"
+#include "utils/timestamp.h"
+
+#include "fsm.h"
+#include "peer.h"
+
+/* The term and vote time of the election this node won, for take-over. */
+static uint64 won_term = 0;
+static TimestampTz won_at = 0;
+static char won_how[RK_REASON_LEN];
+
+/* Position in the synchronous list (0 first), or a large number for async nodes. */
+static int
+sync_priority(RkView *v, int idx)
+{
+	int			pos = 0;
+
+	for (int i = 0; i < v->npeers; i++)
+	{
+		if (!v->peers[i].sync || i == v->primary_idx)
+			continue;
+		if (i == idx)
+			return pos;
+		pos++;
+	}
+	return 1000 + idx;
+}
+
+/* Is a better than b as the next primary? */
+static bool
+better(RkView *v, int a, TimeLineID tli_a, XLogRecPtr lsn_a, int b, TimeLineID tli_b, XLogRecPtr lsn_b)
+{
+	if (tli_a != tli_b)
+		return tli_a > tli_b;
+	if (lsn_a != lsn_b)
+		return lsn_a > lsn_b;
+	if (sync_priority(v, a) != sync_priority(v, b))
+		return sync_priority(v, a) < sync_priority(v, b);
+	return strcmp(v->peers[a].name, v->peers[b].name) < 0;
+}
+
+/*
+ * The best candidate among this node and the standbys it reached this
+ * round; -1 with a reason if there is none.
+ */
+int
+rk_best_candidate(RkView *v, char *reason, size_t reasonlen)
+{
+	int			best = -1;
+	TimeLineID	best_tli = 0;
+	XLogRecPtr	best_lsn = 0;
+
+	for (int i = 0; i < v->npeers; i++)
+	{
+		RkPeer	   *p = &v->peers[i];
+		TimeLineID	tli = p->is_self ? v->tli : p->timeline;
+		XLogRecPtr	lsn = p->is_self ? v->lsn : p->lsn;
+
+		if (i == v->primary_idx && !p->is_self)
+			continue;
+		if (p->is_self ? !v->in_recovery : (!p->reachable || !p->in_recovery))
+			continue;
+		if (best < 0 || better(v, i, tli, lsn, best, best_tli, best_lsn))
+		{
+			best = i;
+			best_tli = tli;
+			best_lsn = lsn;
+		}
+	}
+	if (best < 0)
+		snprintf(reason, reasonlen, "no standby is reachable");
+	return best;
+}
+
+/* How many synchronous-list members must be heard from: n - k + 1, or 0. */
+static int
+sync_members_needed(RkView *v, int *listed)
+{
+	int			n = 0;
+
+	for (int i = 0; i < v->npeers; i++)
+		if (v->peers[i].sync && i != v->primary_idx && v->peers[i].joined)
+			n++;
+	*listed = n;
+	if (v->num_sync <= 0 || n == 0)
+		return 0;
+	return n - Min(v->num_sync, n) + 1;
+}
+
+/*
+ * Could an election be won right now, going by this round's probes?  The
+ * pre-vote: majority reachable, synchronous quorum reachable, and no
+ * reachable standby still in contact with the primary.
+ */
+bool
+rk_quorum_ready(RkView *v, char *reason, size_t reasonlen)
+{
+	int			reachable = 0;
+	int			heard_sync = 0;
+	int			listed;
+	int			need = sync_members_needed(v, &listed);
+
+	for (int i = 0; i < v->npeers; i++)
+	{
+		RkPeer	   *p = &v->peers[i];
+		bool		here = p->is_self || (p->reachable && p->in_recovery);
+
+		if (!here || i == v->primary_idx)
+			continue;
+		if (p->joined || p->is_self)
+			reachable++;
+		if (p->sync && p->joined)
+			heard_sync++;
+		if (!p->is_self && p->silence_ms < rk_failover_timeout_ms)
+		{
+			snprintf(reason, reasonlen, "%s still had contact with the primary %ld ms ago",
+					 p->name, p->silence_ms);
+			return false;
+		}
+	}
+	if (reachable < v->majority)
+	{
+		snprintf(reason, reasonlen, "no majority: %d of %d nodes reachable, %d needed",
+				 reachable, v->members, v->majority);
+		return false;
+	}
+	if (heard_sync < need)
+	{
+		snprintf(reason, reasonlen,
+				 "cannot rule out losing acknowledged commits: %d of %d synchronous standbys reachable, %d needed for %s %d",
+				 heard_sync, listed, need, v->method, v->num_sync);
+		return false;
+	}
+	return true;
+}
+
+static void
+set_readiness(const char *fmt,...) pg_attribute_printf(1, 2);
+
+static void
+set_readiness(const char *fmt,...)
+{
+	va_list		ap;
+	char		buf[RK_REASON_LEN];
+
+	va_start(ap, fmt);
+	vsnprintf(buf, sizeof(buf), fmt, ap);
+	va_end(ap);
+	LWLockAcquire(rk_shared->lock, LW_EXCLUSIVE);
+	strlcpy(rk_shared->readiness, buf, RK_REASON_LEN);
+	LWLockRelease(rk_shared->lock);
+}
+
+/* Start a new term with a vote for ourselves, on disk before anyone hears of it. */
+static uint64
+begin_term(RkView *v)
+{
+	RkNodeState st;
+	uint64		term = v->st.term;
+
+	for (int i = 0; i < v->npeers; i++)
+		if (v->peers[i].reachable)
+			term = Max(term, v->peers[i].term);
+	term++;
+
+	LWLockAcquire(rk_shared->lock, LW_EXCLUSIVE);
+	st = rk_shared->state;
+	term = Max(term, st.term + 1);
+	st.term = term;
+	st.voted_term = term;
+	strlcpy(st.voted_for, v->self, NAMEDATALEN);
+	st.primary_name[0] = '\0';
+	rk_state_save_locked(&st);
+	v->st = st;
+	LWLockRelease(rk_shared->lock);
+	return term;
+}
+
+/*
+ * Ask every other node for its vote in `term`.  Returns the number of votes
+ * (ours included); `detail` says who said what.  *more_wal names a node
+ * with more WAL than ours, if one answered.
+ */
+static int
+request_votes(RkView *v, uint64 term, const char *mode, int *heard_sync,
+			  StringInfo detail, char *more_wal)
+{
+	RkCall		calls[RK_MAX_NODES];
+	int			ncalls = 0;
+	char		term_s[32],
+				tli_s[16],
+				lsn_s[32];
+	const char *params[5];
+	int			votes = 1;
+
+	snprintf(term_s, sizeof(term_s), UINT64_FORMAT, term);
+	snprintf(tli_s, sizeof(tli_s), "%u", v->tli);
+	snprintf(lsn_s, sizeof(lsn_s), "%X/%X", LSN_FORMAT_ARGS(v->lsn));
+	params[0] = v->self;
+	params[1] = term_s;
+	params[2] = tli_s;
+	params[3] = lsn_s;
+	params[4] = mode;
+	more_wal[0] = '\0';
+	*heard_sync = (v->peers[v->self_idx].sync && v->peers[v->self_idx].joined) ? 1 : 0;
+
+	for (int i = 0; i < v->npeers; i++)
+	{
+		if (v->peers[i].is_self || rk_partitioned_from(v->peers[i].name))
+			continue;
+		rk_call_init(&calls[ncalls], v->peers[i].host, v->peers[i].port, v->repl_role, v->self,
+					 "SELECT * FROM rk_request_vote($1, $2::bigint, $3::int, $4::pg_lsn, $5)", 5, params);
+		calls[ncalls].peer_index = i;
+		ncalls++;
+	}
+	pgstat_report_activity(STATE_RUNNING, "asking for votes");
+	rk_calls_run(calls, ncalls, rk_probe_timeout_ms);
+
+	for (int c = 0; c < ncalls; c++)
+	{
+		RkPeer	   *p = &v->peers[calls[c].peer_index];
+		const char *granted = rk_call_value(&calls[c], "granted");
+		const char *reason = rk_call_value(&calls[c], "reason");
+
+		if (calls[c].phase != RK_CALL_DONE || granted == NULL)
+		{
+			appendStringInfo(detail, "%s%s: no answer (%s)", detail->len ? "; " : "", p->name, calls[c].error);
+			continue;
+		}
+		if (granted[0] == 't')
+		{
+			if (p->joined)
+				votes++;
+		}
+		if (reason && strstr(reason, "has more WAL"))
+			strlcpy(more_wal, p->name, NAMEDATALEN);
+		else if (p->sync && p->joined && calls[c].peer_index != v->primary_idx)
+			(*heard_sync)++;
+		appendStringInfo(detail, "%s%s: %s", detail->len ? "; " : "", p->name, reason ? reason : "?");
+	}
+	rk_calls_clear(calls, ncalls);
+	return votes;
+}
+
+/*
+ * Run an election in `mode` and, if it is won, return true (the caller
+ * dispatches ELECTION_WON).  `result` says what happened, for the log and
+ * for an operator's rk_failover().
+ */
+static bool
+run_election(RkView *v, const char *mode, StringInfo result)
+{
+	uint64		term = begin_term(v);
+	StringInfoData detail;
+	char		more_wal[NAMEDATALEN];
+	int			heard_sync;
+	int			listed;
+	int			need = sync_members_needed(v, &listed);
+	int			votes;
+	bool		force = strcmp(mode, "force") == 0;
+
+	initStringInfo(&detail);
+	rk_journal(v, "election", v->self, "term " UINT64_FORMAT " (%s): asking for votes at %X/%X on timeline %u",
+			   term, mode, LSN_FORMAT_ARGS(v->lsn), v->tli);
+	votes = request_votes(v, term, mode, &heard_sync, &detail, more_wal);
+	rk_journal(v, "votes", v->self, "term " UINT64_FORMAT ": %d of %d (majority %d); %s",
+			   term, votes, v->members, v->majority, detail.data);
+
+	if (more_wal[0] && !force)
+	{
+		appendStringInfo(result, "%s has more WAL than %s; it should be the new primary", more_wal, v->self);
+		return false;
+	}
+	if (!force && votes < v->majority)
+	{
+		appendStringInfo(result, "%d of %d votes in term " UINT64_FORMAT ", %d needed (%s)",
+						 votes, v->members, term, v->majority, detail.data);
+		return false;
+	}
+	if (!force && heard_sync < need)
+	{
+		appendStringInfo(result, "heard from %d of %d synchronous standbys, %d needed for %s %d",
+						 heard_sync, listed, need, v->method, v->num_sync);
+		return false;
+	}
+	if (force && (votes < v->majority || heard_sync < need || more_wal[0]))
+		appendStringInfo(result, "WARNING: forced without %s%s%s; commits acknowledged only by the nodes not heard from may be lost. ",
+						 votes < v->majority ? "a majority" : "",
+						 heard_sync < need ? (votes < v->majority ? " and the synchronous quorum" : "the synchronous quorum") : "",
+						 more_wal[0] ? psprintf(" (%s has more WAL)", more_wal) : "");
+	appendStringInfo(result, "%d of %d votes in term " UINT64_FORMAT, votes, v->members, term);
+	won_term = term;
+	won_at = v->now;
+	strlcpy(won_how, result->data, sizeof(won_how));
+	return true;
+}
+
+/* FOLLOWING/SUSPECTING --PRIMARY_DEAD--> PRIMARY_LOST: try an automatic election. */
+RkEvent
+rk_act_elect(RkView *v)
+{
+	char		reason[RK_REASON_LEN];
+	int			best;
+	StringInfoData result;
+
+	if (!rk_auto_failover)
+	{
+		set_readiness("primary lost %ld ms ago; replication_kit.auto_failover is off: run rk_failover()",
+					  v->silence_ms);
+		return RK_NUM_EVENTS;
+	}
+	best = rk_best_candidate(v, reason, sizeof(reason));
+	if (best < 0)
+	{
+		set_readiness("primary lost: %s", reason);
+		return RK_NUM_EVENTS;
+	}
+	if (!rk_quorum_ready(v, reason, sizeof(reason)))
+	{
+		set_readiness("primary lost %ld ms ago; no automatic failover: %s", v->silence_ms, reason);
+		return RK_NUM_EVENTS;
+	}
+	if (best != v->self_idx)
+	{
+		set_readiness("primary lost; waiting for %s, which has the most WAL, to take over",
+					  v->peers[best].name);
+		return RK_NUM_EVENTS;
+	}
+
+	initStringInfo(&result);
+	if (run_election(v, "auto", &result))
+	{
+		strlcpy(v->why, result.data, sizeof(v->why));
+		return RK_EV_ELECTION_WON;
+	}
+	set_readiness("election lost: %s", result.data);
+	rk_journal(v, "election_lost", v->self, "%s", result.data);
+	return RK_NUM_EVENTS;
+}
+
+/*
+ * Promote this node: create the slots its standbys will need (while
+ * still a standby, so that they reserve WAL from before the switch), then
+ * pg_promote() and wait for it.
+ */
+bool
+rk_promote_now(RkView *v, uint64 term, const char *how)
+{
+	Datum		ok;
+
+	rk_create_peer_slots(v);
+	rk_journal(v, "promote", v->self, "term " UINT64_FORMAT ": %s", term, how);
+	pgstat_report_activity(STATE_RUNNING, "promoting");
+	ok = DirectFunctionCall2(pg_promote, BoolGetDatum(true), Int32GetDatum(60));
+	return DatumGetBool(ok);
+}
+
+/* PRIMARY_LOST --ELECTION_WON--> PROMOTING */
+RkEvent
+rk_act_promote(RkView *v)
+{
+	if (!rk_promote_now(v, won_term, won_how))
+		set_readiness("pg_promote() did not finish within 60 s");
+
+	/*
+	 * This round's transaction began in recovery and stays read-only: the
+	 * take-over (PROMOTING --IS_PRIMARY-->) runs in the next round, at once.
+	 */
+	SetLatch(MyLatch);
+	return RK_NUM_EVENTS;
+}
+
+/*
+ * A promoted node's lease: the votes were given at won_at, and each voter
+ * refuses other candidates for failover_timeout after that.
+ */
+TimestampTz
+rk_election_lease_start(uint64 term)
+{
+	return term == won_term ? won_at : GetCurrentTimestamp();
+}
+
+/* The explanation an operator gets back from a dry run. */
+static void
+explain(RkView *v, bool force, StringInfo out)
+{
+	char		reason[RK_REASON_LEN];
+	int			best = rk_best_candidate(v, reason, sizeof(reason));
+	const char *primary = v->primary_idx >= 0 ? v->peers[v->primary_idx].name : "(unknown)";
+	bool		primary_up = v->primary_idx >= 0 && v->silence_ms < rk_effective_fence_ms();
+
+	appendStringInfo(out, "dry run on %s (term " UINT64_FORMAT ", WAL %X/%X on timeline %u): ",
+					 v->self, v->st.term, LSN_FORMAT_ARGS(v->lsn), v->tli);
+	appendStringInfo(out, "primary %s %s; ", primary,
+					 primary_up ? psprintf("is reachable (contact %ld ms ago)", v->silence_ms)
+					 : psprintf("has been silent for %ld ms", v->silence_ms));
+	if (best >= 0)
+		appendStringInfo(out, "the standby with the most WAL is %s; ", v->peers[best].name);
+	if (primary_up && !force)
+		appendStringInfo(out, "a failover would be refused while the primary is reachable (force => true fences it first and waits for this node to catch up)");
+	else if (primary_up && force)
+		appendStringInfo(out, "a forced failover would fence %s, wait until this node has all its WAL, then promote this node: no acknowledged commit lost", primary);
+	else
+	{
+		bool		ready = rk_quorum_ready(v, reason, sizeof(reason));
+
+		if (ready)
+			appendStringInfo(out, "an election would have its majority and synchronous quorum: promotion is safe");
+		else if (force)
+			appendStringInfo(out, "a forced failover would promote without it (%s): commits acknowledged only by the missing nodes may be lost", reason);
+		else
+			appendStringInfo(out, "a failover would be refused: %s", reason);
+	}
+}
+
+/*
+ * Wait until this node has received WAL up to `target` (the fenced old
+ * primary's last flush), for at most 30 s.
+ */
+static bool
+catch_up_to(XLogRecPtr target)
+{
+	TimestampTz deadline = TimestampTzPlusMilliseconds(GetCurrentTimestamp(), 30 * 1000);
+
+	while (rk_local_lsn() < target)
+	{
+		if (GetCurrentTimestamp() > deadline)
+			return false;
+		(void) WaitLatch(MyLatch, WL_LATCH_SET | WL_TIMEOUT | WL_EXIT_ON_PM_DEATH, 20, PG_WAIT_EXTENSION);
+		ResetLatch(MyLatch);
+		CHECK_FOR_INTERRUPTS();
+	}
+	return true;
+}
+
+/* Fence the reachable old primary; returns its last flushed LSN, or Invalid. */
+static XLogRecPtr
+fence_primary(RkView *v, uint64 term, StringInfo result)
+{
+	RkCall		call;
+	char		term_s[32];
+	const char *params[2];
+	const char *val;
+	XLogRecPtr	lsn = InvalidXLogRecPtr;
+	RkPeer	   *p = &v->peers[v->primary_idx];
+
+	snprintf(term_s, sizeof(term_s), UINT64_FORMAT, term);
+	params[0] = v->self;
+	params[1] = term_s;
+	rk_call_init(&call, p->host, p->port, v->repl_role, v->self,
+				 "SELECT * FROM rk_peer_fence($1, $2::bigint)", 2, params);
+	rk_calls_run(&call, 1, rk_probe_timeout_ms * 3);
+	if (call.phase == RK_CALL_DONE && (val = rk_call_value(&call, "lsn")) != NULL)
+	{
+		lsn = DatumGetLSN(DirectFunctionCall1(pg_lsn_in, CStringGetDatum(val)));
+		appendStringInfo(result, "%s fenced at %s; ", p->name, val);
+	}
+	else
+		appendStringInfo(result, "could not fence %s (%s); ", p->name, call.error);
+	rk_calls_clear(&call, 1);
+	return lsn;
+}
+
+/*
+ * An operator's failover to this node (rk_failover), handled between
+ * rounds.  Answers through shared memory; a won election is promoted here.
+ */
+void
+rk_handle_manual_request(RkView *v, RkState *state)
+{
+	uint32		seq;
+	bool		force;
+	bool		dry_run;
+	bool		ok = false;
+	StringInfoData result;
+
+	LWLockAcquire(rk_shared->lock, LW_SHARED);
+	seq = rk_shared->request_seq;
+	force = rk_shared->request_force;
+	dry_run = rk_shared->request_dry_run;
+	LWLockRelease(rk_shared->lock);
+	if (seq == rk_shared->done_seq)
+		return;
+
+	initStringInfo(&result);
+	if (!v->in_recovery)
+		appendStringInfo(&result, "%s is already the primary", v->self);
+	else if (v->self_idx < 0)
+		appendStringInfo(&result, "this node is not in the registry");
+	else if (dry_run)
+	{
+		explain(v, force, &result);
+		ok = true;
+	}
+	else
+	{
+		bool		primary_up = v->primary_idx >= 0 && !v->peers[v->primary_idx].is_self &&
+			v->silence_ms < rk_effective_fence_ms();
+		char		reason[RK_REASON_LEN];
+
+		rk_journal(v, "manual_failover", v->self, "requested%s", force ? " with force" : "");
+		if (primary_up && !force)
+			appendStringInfo(&result, "the primary %s is reachable (contact %ld ms ago); pass force => true to fence it and fail over anyway",
+							 v->peers[v->primary_idx].name, v->silence_ms);
+		else if (primary_up)
+		{
+			/* Fence the primary, take all its WAL, then promote: nothing lost. */
+			uint64		term = begin_term(v);
+			XLogRecPtr	upto = fence_primary(v, term, &result);
+
+			if (XLogRecPtrIsInvalid(upto))
+				appendStringInfo(&result, "refusing to promote next to a primary that could not be fenced");
+			else if (!catch_up_to(upto))
+				appendStringInfo(&result, "this node did not receive the primary's WAL up to %X/%X within 30 s; the primary stays fenced, run rk_failover again",
+								 LSN_FORMAT_ARGS(upto));
+			else
+			{
+				StringInfoData votes;
+
+				initStringInfo(&votes);
+				v->lsn = rk_local_lsn();
+				(void) run_election(v, "force", &votes);
+				appendStringInfo(&result, "caught up; %s", votes.data);
+				won_term = v->st.term;
+				ok = true;
+			}
+		}
+		else if (!force && !rk_quorum_ready(v, reason, sizeof(reason)))
+			appendStringInfo(&result, "%s; pass force => true to promote anyway", reason);
+		else
+			ok = run_election(v, force ? "force" : "manual", &result);
+
+		if (ok)
+		{
+			strlcpy(won_how, result.data, sizeof(won_how));
+			won_at = v->now;
+			if (rk_promote_now(v, won_term, result.data))
+			{
+				*state = RK_STATE_PROMOTING;
+				SetLatch(MyLatch);
+				appendStringInfo(&result, "; %s promoted in term " UINT64_FORMAT, v->self, won_term);
+			}
+			else
+			{
+				ok = false;
+				appendStringInfo(&result, "; pg_promote() did not finish");
+			}
+		}
+	}
+
+	LWLockAcquire(rk_shared->lock, LW_EXCLUSIVE);
+	strlcpy(rk_shared->result, result.data, sizeof(rk_shared->result));
+	rk_shared->result_ok = ok;
+	rk_shared->done_seq = seq;
+	LWLockRelease(rk_shared->lock);
+}

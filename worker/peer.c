@@ -1,0 +1,397 @@
+/*-------------------------------------------------------------------------
+ *
+ * peer.c
+ *		Talking to the other nodes: one SQL call to many peers at once, over
+ *		libpq, with one hard deadline for the whole round.
+ *
+ * Every wait is on a WaitEventSet that includes this process's latch and
+ * postmaster death, so a worker (or a backend running rk_failover) can be
+ * stopped at any moment, and a peer that accepts the TCP connection but
+ * never answers (a SIGSTOPped postmaster, a hung backend) costs exactly the
+ * deadline and is reported unreachable.  Connections are kept between
+ * rounds and dropped after any failure; a fresh one is made next time.
+ *
+ * Peers are reached as the kit's replication role, with the password file
+ * the kit keeps in PGDATA, on replication_kit.database.
+ *
+ *-------------------------------------------------------------------------
+ */
+#include "postgres.h"
+
+#include "libpq-fe.h"
+#include "miscadmin.h"
+#include "pgstat.h"
+#include "storage/fd.h"
+#include "storage/ipc.h"
+#include "storage/latch.h"
+#include "utils/memutils.h"
+#include "utils/timestamp.h"
+
+#include "replication_kit.h"
+#include "peer.h"
+
+/* Connections kept between rounds, by "host:port". */
+typedef struct PeerConn
+{
+	char		key[RK_HOST_LEN + 16];
+	PGconn	   *conn;
+} PeerConn;
+
+static PeerConn conns[RK_MAX_NODES];
+static bool cleanup_registered = false;
+
+static void
+close_all(int code, Datum arg)
+{
+	for (int i = 0; i < RK_MAX_NODES; i++)
+	{
+		if (conns[i].conn)
+			PQfinish(conns[i].conn);
+		conns[i].conn = NULL;
+		conns[i].key[0] = '\0';
+	}
+}
+
+static PeerConn *
+conn_slot(const char *host, int port)
+{
+	char		key[RK_HOST_LEN + 16];
+	PeerConn   *free_slot = NULL;
+
+	snprintf(key, sizeof(key), "%s:%d", host, port);
+	for (int i = 0; i < RK_MAX_NODES; i++)
+	{
+		if (strcmp(conns[i].key, key) == 0)
+			return &conns[i];
+		if (free_slot == NULL && conns[i].key[0] == '\0')
+			free_slot = &conns[i];
+	}
+	if (free_slot == NULL)
+	{
+		/* More peers than slots can only follow registry churn: recycle. */
+		free_slot = &conns[0];
+		if (free_slot->conn)
+			PQfinish(free_slot->conn);
+		free_slot->conn = NULL;
+	}
+	strlcpy(free_slot->key, key, sizeof(free_slot->key));
+	return free_slot;
+}
+
+static void
+drop_conn(RkCall *c)
+{
+	PeerConn   *pc = conn_slot(c->host, c->port);
+
+	if (pc->conn)
+		PQfinish(pc->conn);
+	pc->conn = NULL;
+	c->conn = NULL;
+}
+
+static void
+fail(RkCall *c, const char *what, PGconn *conn)
+{
+	char	   *msg = conn ? PQerrorMessage(conn) : NULL;
+	size_t		len;
+
+	snprintf(c->error, sizeof(c->error), "%s%s%s", what, msg && *msg ? ": " : "", msg ? msg : "");
+	len = strlen(c->error);
+	while (len > 0 && (c->error[len - 1] == '\n' || c->error[len - 1] == ' '))
+		c->error[--len] = '\0';
+	for (char *p = c->error; *p; p++)
+		if (*p == '\n')
+			*p = ' ';
+	c->phase = RK_CALL_FAILED;
+	drop_conn(c);
+}
+
+/* Start (or reuse) the connection and send the query; no waiting here. */
+static void
+call_start(RkCall *c)
+{
+	PeerConn   *pc = conn_slot(c->host, c->port);
+	char		portstr[16];
+	char		passfile[MAXPGPATH];
+	char		appname[NAMEDATALEN + 32];
+	const char *keys[10];
+	const char *vals[10];
+	int			n = 0;
+
+	c->res = NULL;
+	c->error[0] = '\0';
+	if (pc->conn && PQstatus(pc->conn) == CONNECTION_OK && PQtransactionStatus(pc->conn) == PQTRANS_IDLE)
+	{
+		c->conn = pc->conn;
+		c->phase = RK_CALL_SENDING;
+		return;
+	}
+	if (pc->conn)
+		PQfinish(pc->conn);
+	pc->conn = NULL;
+
+	snprintf(portstr, sizeof(portstr), "%d", c->port);
+	snprintf(passfile, sizeof(passfile), "%s/%s", DataDir, RK_PASS_FILE);
+	snprintf(appname, sizeof(appname), "replication_kit %s", c->self_name ? c->self_name : "");
+	keys[n] = "host"; vals[n++] = c->host;
+	keys[n] = "port"; vals[n++] = portstr;
+	keys[n] = "dbname"; vals[n++] = rk_database;
+	keys[n] = "user"; vals[n++] = c->user;
+	keys[n] = "passfile"; vals[n++] = passfile;
+	keys[n] = "application_name"; vals[n++] = appname;
+	keys[n] = "connect_timeout"; vals[n++] = "10";	/* a backstop; the round's deadline rules */
+	keys[n] = "keepalives_idle"; vals[n++] = "5";
+	keys[n] = "sslmode"; vals[n++] = "prefer";
+	keys[n] = NULL; vals[n] = NULL;
+
+	pc->conn = PQconnectStartParams(keys, vals, 0);
+	c->conn = pc->conn;
+	if (c->conn == NULL || PQstatus(c->conn) == CONNECTION_BAD)
+	{
+		fail(c, "could not connect", c->conn);
+		return;
+	}
+	c->phase = RK_CALL_CONNECTING;
+	c->poll = PGRES_POLLING_WRITING;
+}
+
+/* Advance one call as far as it goes without blocking. */
+static void
+call_step(RkCall *c)
+{
+	for (;;)
+	{
+		switch (c->phase)
+		{
+			case RK_CALL_CONNECTING:
+				c->poll = PQconnectPoll(c->conn);
+				if (c->poll == PGRES_POLLING_FAILED)
+				{
+					fail(c, "could not connect", c->conn);
+					return;
+				}
+				if (c->poll != PGRES_POLLING_OK)
+					return;		/* wait for the socket */
+				PQsetnonblocking(c->conn, 1);
+				c->phase = RK_CALL_SENDING;
+				break;
+
+			case RK_CALL_SENDING:
+				if (!PQsendQueryParams(c->conn, c->query, c->nparams, NULL, c->params, NULL, NULL, 0))
+				{
+					fail(c, "could not send", c->conn);
+					return;
+				}
+				c->phase = RK_CALL_FLUSHING;
+				break;
+
+			case RK_CALL_FLUSHING:
+				{
+					int			r = PQflush(c->conn);
+
+					if (r < 0)
+					{
+						fail(c, "could not send", c->conn);
+						return;
+					}
+					if (r > 0)
+						return;	/* wait for writable */
+					c->phase = RK_CALL_READING;
+					break;
+				}
+
+			case RK_CALL_READING:
+				if (!PQconsumeInput(c->conn))
+				{
+					fail(c, "connection lost", c->conn);
+					return;
+				}
+				while (!PQisBusy(c->conn))
+				{
+					PGresult   *r = PQgetResult(c->conn);
+
+					if (r == NULL)
+					{
+						if (c->res == NULL)
+						{
+							fail(c, "no result", c->conn);
+							return;
+						}
+						if (PQresultStatus(c->res) != PGRES_TUPLES_OK &&
+							PQresultStatus(c->res) != PGRES_COMMAND_OK)
+						{
+							snprintf(c->error, sizeof(c->error), "%s",
+									 PQresultErrorField(c->res, PG_DIAG_MESSAGE_PRIMARY)
+									 ? PQresultErrorField(c->res, PG_DIAG_MESSAGE_PRIMARY) : "query failed");
+							PQclear(c->res);
+							c->res = NULL;
+							c->phase = RK_CALL_FAILED;
+							return;
+						}
+						c->phase = RK_CALL_DONE;
+						return;
+					}
+					if (c->res)
+						PQclear(c->res);
+					c->res = r;
+				}
+				return;			/* wait for readable */
+
+			case RK_CALL_DONE:
+			case RK_CALL_FAILED:
+			case RK_CALL_IDLE:
+				return;
+		}
+	}
+}
+
+static uint32
+call_wait_events(RkCall *c)
+{
+	switch (c->phase)
+	{
+		case RK_CALL_CONNECTING:
+			return c->poll == PGRES_POLLING_READING ? WL_SOCKET_READABLE : WL_SOCKET_WRITEABLE;
+		case RK_CALL_FLUSHING:
+			return WL_SOCKET_WRITEABLE;
+		case RK_CALL_READING:
+			return WL_SOCKET_READABLE;
+		default:
+			return 0;
+	}
+}
+
+/*
+ * Run every call in `calls` concurrently, for at most timeout_ms.  Each call
+ * ends DONE (c->res holds the result, which the caller frees with
+ * rk_calls_clear) or FAILED (c->error says why).  Interruptible throughout.
+ */
+void
+rk_calls_run(RkCall *calls, int ncalls, int timeout_ms)
+{
+	TimestampTz deadline = TimestampTzPlusMilliseconds(GetCurrentTimestamp(), timeout_ms);
+
+	if (!cleanup_registered)
+	{
+		before_shmem_exit(close_all, (Datum) 0);
+		cleanup_registered = true;
+	}
+
+	for (int i = 0; i < ncalls; i++)
+	{
+		if (calls[i].phase != RK_CALL_IDLE)
+			continue;
+		call_start(&calls[i]);
+		call_step(&calls[i]);
+	}
+
+	for (;;)
+	{
+		WaitEventSet *set;
+		WaitEvent	events[RK_MAX_NODES + 2];
+		int			pending = 0;
+		long		remaining;
+		int			nev;
+
+		for (int i = 0; i < ncalls; i++)
+			if (calls[i].phase != RK_CALL_DONE && calls[i].phase != RK_CALL_FAILED)
+				pending++;
+		if (pending == 0)
+			return;
+
+		remaining = TimestampDifferenceMilliseconds(GetCurrentTimestamp(), deadline);
+		if (remaining <= 0)
+		{
+			for (int i = 0; i < ncalls; i++)
+			{
+				RkCall	   *c = &calls[i];
+
+				if (c->phase == RK_CALL_DONE || c->phase == RK_CALL_FAILED)
+					continue;
+				if (c->phase == RK_CALL_CONNECTING)
+					snprintf(c->error, sizeof(c->error), "no connection within %d ms", timeout_ms);
+				else
+					snprintf(c->error, sizeof(c->error), "no answer within %d ms", timeout_ms);
+				if (c->res)
+					PQclear(c->res);
+				c->res = NULL;
+				c->phase = RK_CALL_FAILED;
+				/* A half-done exchange leaves the connection unusable. */
+				drop_conn(c);
+			}
+			return;
+		}
+
+		set = rk_create_wait_event_set(pending + 2);
+		AddWaitEventToSet(set, WL_LATCH_SET, PGINVALID_SOCKET, MyLatch, NULL);
+		AddWaitEventToSet(set, WL_EXIT_ON_PM_DEATH, PGINVALID_SOCKET, NULL, NULL);
+		for (int i = 0; i < ncalls; i++)
+		{
+			uint32		ev = call_wait_events(&calls[i]);
+
+			if (ev != 0 && PQsocket(calls[i].conn) >= 0)
+				AddWaitEventToSet(set, ev, PQsocket(calls[i].conn), NULL, &calls[i]);
+		}
+		nev = WaitEventSetWait(set, remaining, events, lengthof(events), PG_WAIT_EXTENSION);
+		FreeWaitEventSet(set);
+
+		for (int e = 0; e < nev; e++)
+		{
+			if (events[e].events & WL_LATCH_SET)
+			{
+				ResetLatch(MyLatch);
+				CHECK_FOR_INTERRUPTS();
+			}
+			else if (events[e].user_data)
+				call_step((RkCall *) events[e].user_data);
+		}
+	}
+}
+
+/* Prepare a call to the node at host:port. */
+void
+rk_call_init(RkCall *c, const char *host, int port, const char *user, const char *self_name,
+			 const char *query, int nparams, const char *const *params)
+{
+	memset(c, 0, sizeof(RkCall));
+	strlcpy(c->host, host, sizeof(c->host));
+	c->port = port;
+	c->user = user;
+	c->self_name = self_name;
+	c->query = query;
+	c->nparams = nparams;
+	c->params = params;
+	c->phase = RK_CALL_IDLE;
+}
+
+void
+rk_calls_clear(RkCall *calls, int ncalls)
+{
+	for (int i = 0; i < ncalls; i++)
+	{
+		if (calls[i].res)
+			PQclear(calls[i].res);
+		calls[i].res = NULL;
+	}
+}
+
+/* A result column by name, or NULL (also for SQL NULL). */
+const char *
+rk_call_value(RkCall *c, const char *column)
+{
+	int			col;
+
+	if (c->phase != RK_CALL_DONE || c->res == NULL || PQntuples(c->res) < 1)
+		return NULL;
+	col = PQfnumber(c->res, column);
+	if (col < 0 || PQgetisnull(c->res, 0, col))
+		return NULL;
+	return PQgetvalue(c->res, 0, col);
+}
+
+/* Forget all connections, e.g. after the registry changed hands. */
+void
+rk_calls_disconnect_all(void)
+{
+	close_all(0, (Datum) 0);
+}
