@@ -39,6 +39,7 @@
 #include "pgstat.h"
 #include "replication/walreceiver.h"
 #include "storage/latch.h"
+#include "storage/spin.h"
 #include "utils/acl.h"
 #include "utils/builtins.h"
 #include "utils/pg_lsn.h"
@@ -73,6 +74,28 @@ rk_local_lsn(void)
 	if (RecoveryInProgress())
 		return Max(GetWalRcvFlushRecPtr(NULL, NULL), GetXLogReplayRecPtr(NULL));
 	return rk_flush_lsn();
+}
+
+/*
+ * Has the WAL receiver heard from its primary within `window_ms`?  The
+ * second signal a standby watches: WAL still arriving means the primary
+ * is alive, whatever the probes say, and no election may start.
+ */
+bool
+rk_walreceiver_hears_primary(int window_ms)
+{
+	WalRcvData *walrcv = WalRcv;
+	WalRcvState state;
+	TimestampTz last;
+
+	if (walrcv == NULL)
+		return false;
+	SpinLockAcquire(&walrcv->mutex);
+	state = walrcv->walRcvState;
+	last = walrcv->lastMsgReceiptTime;
+	SpinLockRelease(&walrcv->mutex);
+	return state == WALRCV_STREAMING && last != 0 &&
+		TimestampDifferenceMilliseconds(last, GetCurrentTimestamp()) < window_ms;
 }
 
 /* Is `node_name` on this node's replication_kit.simulate_partition list? */
@@ -259,6 +282,9 @@ rk_request_vote(PG_FUNCTION_ARGS)
 	else if (strcmp(mode, "force") != 0 && silence_ms < need_ms)
 		snprintf(reason, sizeof(reason), "%s had contact with primary %s %ld ms ago",
 				 self ? self : "this node", st.primary_name[0] ? st.primary_name : "(unknown)", silence_ms);
+	else if (strcmp(mode, "force") != 0 && rk_walreceiver_hears_primary(need_ms))
+		snprintf(reason, sizeof(reason), "%s still receives WAL from its primary",
+				 self ? self : "this node");
 	else if (strcmp(mode, "force") != 0 &&
 			 TimestampDifferenceMilliseconds(rk_shared->last_vote_at, now) < rk_failover_timeout_ms &&
 			 st.voted_term < term && st.voted_for[0] != '\0' && strcmp(st.voted_for, candidate) != 0)

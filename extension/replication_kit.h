@@ -216,6 +216,7 @@ extern char *rk_primary_conninfo_appname(void);
 
 /* peer_api.c */
 extern bool rk_partitioned_from(const char *node_name);
+extern bool rk_walreceiver_hears_primary(int window_ms);
 extern int	rk_effective_fence_ms(void);
 extern XLogRecPtr rk_local_lsn(void);
 extern void rk_commit_guard(XactEvent event, void *arg);

@@ -11,11 +11,13 @@ use PostgreSQL::Test::Cluster;
 use PostgreSQL::Test::Utils;
 use Test::More;
 use Time::HiRes qw(time usleep);
+use IPC::Run;
 
 use Exporter 'import';
 our @EXPORT = qw(new_kit_node setup_primary clone_standby build_cluster
   kit_settings wait_for_sync_state status_of wait_until psql_ok
-  $REPL_PASSWORD);
+  write_connstr start_writer stop_writer acked_missing wait_for_primary
+  freeze_node thaw_node node_pids reclone kill9 $REPL_PASSWORD);
 
 our $REPL_PASSWORD = 'rk-secret-pw';
 
@@ -28,10 +30,11 @@ sub kit_settings
 		listen_addresses => "'127.0.0.1'",
 		restart_after_crash => 'on',
 		wal_receiver_status_interval => "'1s'",
+		wal_retrieve_retry_interval => "'500ms'",
 		'replication_kit.probe_interval' => "'500ms'",
 		'replication_kit.probe_timeout' => "'1s'",
-		'replication_kit.failover_timeout' => "'4s'",
-		'replication_kit.fence_timeout' => "'3s'",
+		'replication_kit.failover_timeout' => "'3s'",
+		'replication_kit.fence_timeout' => "'2s'",
 		%extra);
 	return join('', map { "$_ = $conf{$_}\n" } sort keys %conf);
 }
@@ -95,6 +98,135 @@ sub build_cluster
 	$primary->safe_psql('postgres', "SELECT rk_set_sync('FIRST', 1)");
 	wait_for_sync_state($primary, pgslave => 'sync', pgasyncslave => 'potential');
 	return ($primary, $s1, $s2);
+}
+
+# The libpq multi-host string an application uses to find the primary.
+sub write_connstr
+{
+	my (@nodes) = @_;
+	return 'host=' . join(',', map { '127.0.0.1' } @nodes)
+	  . ' port=' . join(',', map { $_->port } @nodes)
+	  . ' dbname=postgres target_session_attrs=read-write connect_timeout=2';
+}
+
+# A client committing one row per transaction through the multi-host string,
+# recording every commit it saw acknowledged.  Runs until stop_writer.
+sub start_writer
+{
+	my ($connstr, $dir, $table) = @_;
+	$table //= 'writes';
+	my $acked = "$dir/acked_$table";
+	unlink $acked;
+	my $script = <<"EOS";
+i=0
+while [ ! -f '$dir/stop_$table' ]; do
+  i=\$((i+1))
+  if psql -X -q -d "$connstr" -c "INSERT INTO $table VALUES (\$i, clock_timestamp())" >/dev/null 2>&1; then
+    echo \$i >> '$acked'
+  else
+    sleep 0.05
+  fi
+done
+EOS
+	unlink "$dir/stop_$table";
+	my $h = IPC::Run::start(['bash', '-c', $script]);
+	return { handle => $h, acked => $acked, stop => "$dir/stop_$table" };
+}
+
+# Stop the writer; returns the list of acknowledged ids.
+sub stop_writer
+{
+	my ($w) = @_;
+	open my $fh, '>', $w->{stop};
+	close $fh;
+	$w->{handle}->finish;
+	open my $in, '<', $w->{acked} or return ();
+	my @ids = map { chomp; $_ } <$in>;
+	close $in;
+	return @ids;
+}
+
+# Acknowledged ids missing from a node's table.
+sub acked_missing
+{
+	my ($node, $table, @ids) = @_;
+	return () unless @ids;
+	my $have = $node->safe_psql('postgres', "SELECT string_agg(id::text, ',') FROM $table");
+	my %have = map { $_ => 1 } split /,/, ($have // '');
+	return grep { !$have{$_} } @ids;
+}
+
+# Wait until exactly one of the nodes is a primary; returns it.
+sub wait_for_primary
+{
+	my ($timeout, @nodes) = @_;
+	my $found;
+	wait_until(sub {
+		my @p = grep {
+			my ($ok, $out) = psql_ok($_, 'SELECT pg_is_in_recovery()');
+			$ok && $out eq 'f';
+		} @nodes;
+		$found = $p[0] if @p == 1;
+		return @p == 1;
+	}, $timeout);
+	return $found;
+}
+
+# The postmaster and all its children.
+sub node_pids
+{
+	my ($node) = @_;
+	open my $f, '<', $node->data_dir . '/postmaster.pid' or die "no postmaster.pid for " . $node->name;
+	my $pm = <$f>;
+	chomp $pm;
+	close $f;
+	my @kids = split /\s+/, `pgrep -P $pm`;
+	return grep { /\d/ } ($pm, @kids);
+}
+
+# kill -9 a whole server, and tell the test framework it is gone.
+sub kill9
+{
+	my ($node) = @_;
+	my @pids = node_pids($node);
+	kill 'KILL', @pids;
+	wait_until(sub { kill(0, $pids[0]) == 0 }, 10);
+	$node->_update_pid(-1);
+	return;
+}
+
+# SIGSTOP a whole server: it hangs with its sockets open.
+sub freeze_node
+{
+	my ($node) = @_;
+	my @pids = node_pids($node);
+	kill 'STOP', @pids;
+	return @pids;
+}
+
+sub thaw_node
+{
+	my (@pids) = @_;
+	kill 'CONT', @pids;
+}
+
+# Bring a node back as a fresh standby of `primary` by hand: a new clone
+# through its existing slot.
+sub reclone
+{
+	my ($primary, $node) = @_;
+	my $name = $node->name;
+	$node->stop('immediate', fail_ok => 1);
+	PostgreSQL::Test::Utils::system_or_bail('rm', '-rf', $node->data_dir);
+	local $ENV{PGPASSWORD} = $REPL_PASSWORD;
+	my $slot = $primary->safe_psql('postgres',
+		"SELECT count(*) FROM pg_replication_slots WHERE slot_name = '$name'") ? "--slot=$name" : '';
+	PostgreSQL::Test::Utils::system_or_bail('pg_basebackup', '--pgdata=' . $node->data_dir,
+		'--wal-method=stream', '--write-recovery-conf', '--checkpoint=fast', ($slot ? $slot : ()),
+		'--dbname=host=127.0.0.1 port=' . $primary->port . " user=replicator application_name=$name");
+	$node->append_conf('postgresql.conf', "port = " . $node->port . "\n");
+	$node->start;
+	return;
 }
 
 # Poll pg_stat_replication until every named standby has the given sync_state.

@@ -156,6 +156,11 @@ rk_quorum_ready(RkView *v, char *reason, size_t reasonlen)
 			return false;
 		}
 	}
+	if (v->in_recovery && rk_walreceiver_hears_primary(rk_failover_timeout_ms))
+	{
+		snprintf(reason, reasonlen, "this node still receives WAL from its primary");
+		return false;
+	}
 	if (reachable < v->majority)
 	{
 		snprintf(reason, reasonlen, "no majority: %d of %d nodes reachable, %d needed",

@@ -37,7 +37,6 @@
 #include "storage/ipc.h"
 #include "storage/latch.h"
 #include "storage/proc.h"
-#include "storage/spin.h"
 #include "tcop/tcopprot.h"
 #include "utils/builtins.h"
 #include "utils/guc.h"
@@ -189,22 +188,6 @@ mark_joined(RkView *v)
 	SPI_finish();
 }
 
-/* Is the WAL receiver streaming and hearing from its primary lately? */
-static bool
-walreceiver_hears_primary(TimestampTz now)
-{
-	WalRcvData *walrcv = WalRcv;
-	WalRcvState state;
-	TimestampTz last;
-
-	SpinLockAcquire(&walrcv->mutex);
-	state = walrcv->walRcvState;
-	last = walrcv->lastMsgReceiptTime;
-	SpinLockRelease(&walrcv->mutex);
-	return state == WALRCV_STREAMING && last != 0 &&
-		TimestampDifferenceMilliseconds(last, now) < rk_probe_interval_ms + rk_probe_timeout_ms;
-}
-
 /*
  * One round of rk_peer_state() calls to every other registered node.  The
  * primary's calls tell the standbys it is alive.
@@ -335,8 +318,7 @@ standby_event(RkView *v)
 				: v->peers[i].registry_primary)
 				v->primary_idx = i;
 		}
-		v->contact = v->primary_idx >= 0 && v->primary_idx == v->upstream_idx &&
-			walreceiver_hears_primary(v->now);
+		v->contact = false;
 	}
 
 	LWLockAcquire(rk_shared->lock, LW_EXCLUSIVE);
