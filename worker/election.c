@@ -45,6 +45,7 @@
 /* The term and vote time of the election this node won, for take-over. */
 static uint64 won_term = 0;
 static TimestampTz won_at = 0;
+static bool won_forced = false;
 static char won_how[RK_REASON_LEN];
 
 /* Position in the synchronous list (0 first), or a large number for async nodes. */
@@ -291,9 +292,8 @@ request_votes(RkView *v, uint64 term, const char *mode, int *heard_sync,
  * for an operator's rk_failover().
  */
 static bool
-run_election(RkView *v, const char *mode, StringInfo result)
+run_election(RkView *v, const char *mode, uint64 term, StringInfo result)
 {
-	uint64		term = begin_term(v);
 	StringInfoData detail;
 	char		more_wal[NAMEDATALEN];
 	int			heard_sync;
@@ -332,6 +332,7 @@ run_election(RkView *v, const char *mode, StringInfo result)
 						 heard_sync < need ? (votes < v->majority ? " and the synchronous quorum" : "the synchronous quorum") : "",
 						 more_wal[0] ? psprintf(" (%s has more WAL)", more_wal) : "");
 	appendStringInfo(result, "%d of %d votes in term " UINT64_FORMAT, votes, v->members, term);
+	won_forced = force && votes < v->majority;
 	won_term = term;
 	won_at = v->now;
 	strlcpy(won_how, result->data, sizeof(won_how));
@@ -371,7 +372,7 @@ rk_act_elect(RkView *v)
 	}
 
 	initStringInfo(&result);
-	if (run_election(v, "auto", &result))
+	if (run_election(v, "auto", begin_term(v), &result))
 	{
 		strlcpy(v->why, result.data, sizeof(v->why));
 		return RK_EV_ELECTION_WON;
@@ -421,6 +422,13 @@ TimestampTz
 rk_election_lease_start(uint64 term)
 {
 	return term == won_term ? won_at : GetCurrentTimestamp();
+}
+
+/* Was the election of `term` forced through without a majority? */
+bool
+rk_election_forced(uint64 term)
+{
+	return term == won_term && won_forced;
 }
 
 /* The explanation an operator gets back from a dry run. */
@@ -562,7 +570,7 @@ rk_handle_manual_request(RkView *v, RkState *state)
 
 				initStringInfo(&votes);
 				v->lsn = rk_local_lsn();
-				(void) run_election(v, "force", &votes);
+				(void) run_election(v, "force", term, &votes);
 				appendStringInfo(&result, "caught up; %s", votes.data);
 				won_term = v->st.term;
 				ok = true;
@@ -571,7 +579,7 @@ rk_handle_manual_request(RkView *v, RkState *state)
 		else if (!force && !rk_quorum_ready(v, reason, sizeof(reason)))
 			appendStringInfo(&result, "%s; pass force => true to promote anyway", reason);
 		else
-			ok = run_election(v, force ? "force" : "manual", &result);
+			ok = run_election(v, force ? "force" : "manual", begin_term(v), &result);
 
 		if (ok)
 		{

@@ -258,6 +258,23 @@ rk_create_peer_slots(RkView *v)
 	SPI_finish();
 }
 
+/*
+ * A fenced primary also looks read-only to new sessions, so that clients
+ * with target_session_attrs=read-write pass it by and find the new primary.
+ * (The commit guard, not this, is what stops commits.)
+ */
+static void
+set_read_only(bool on)
+{
+	const char *cur = rk_file_setting_value("default_transaction_read_only");
+	bool		is_on = cur != NULL && strcmp(cur, "on") == 0;
+
+	if (on == is_on)
+		return;
+	rk_alter_system("default_transaction_read_only", on ? "on" : NULL);
+	rk_reload_config();
+}
+
 /* Allow commits until `from` + the effective fence timeout. */
 static void
 grant_lease(RkView *v, TimestampTz from)
@@ -267,6 +284,8 @@ grant_lease(RkView *v, TimestampTz from)
 	pg_atomic_write_u32(&rk_shared->guard_enforced, v->members >= 2 ? 1 : 0);
 	if ((TimestampTz) pg_atomic_read_u64(&rk_shared->lease_until) < until)
 		pg_atomic_write_u64(&rk_shared->lease_until, (uint64) until);
+	if (pg_atomic_read_u32(&rk_shared->fenced) == 0)
+		set_read_only(false);
 }
 
 /* IDLE --IS_PRIMARY--> PRIMARY: a primary (re)started; the lease comes with a majority. */
@@ -306,6 +325,7 @@ rk_act_fence(RkView *v)
 	pg_atomic_write_u32(&rk_shared->guard_enforced, 1);
 	if (v->deposed)
 		pg_atomic_write_u32(&rk_shared->fenced, 1);
+	set_read_only(true);
 	LWLockAcquire(rk_shared->lock, LW_EXCLUSIVE);
 	snprintf(rk_shared->readiness, RK_REASON_LEN, "fenced: %s",
 			 v->why[0] ? v->why : "no majority");
@@ -365,6 +385,30 @@ rk_act_take_over(RkView *v)
 								   rk_table("rk_nodes")), 1, types, vals, NULL, false, 0);
 	SPI_execute_with_args(psprintf("UPDATE %s SET term = $2 WHERE $1 IS NOT NULL",
 								   rk_table("rk_cluster")), 2, types, vals, NULL, false, 0);
+
+	/*
+	 * An operator forced this promotion without a majority: the nodes that
+	 * did not answer leave the quorum until they stream again (mark_joined
+	 * counts them back in), or this primary could never hold a lease.
+	 */
+	if (rk_election_forced(st.term))
+	{
+		for (int i = 0; i < v->npeers; i++)
+		{
+			Datum		name[1];
+
+			if (v->peers[i].is_self || v->peers[i].reachable)
+				continue;
+			name[0] = CStringGetTextDatum(v->peers[i].name);
+			SPI_execute_with_args(psprintf("UPDATE %s SET joined_at = NULL WHERE node_name = $1",
+										   rk_table("rk_nodes")), 1, types, name, NULL, false, 0);
+			v->peers[i].joined = false;
+			v->members--;
+			rk_journal(v, "quorum_shrunk", v->peers[i].name,
+					   "left the quorum after a forced failover; counts again once it streams");
+		}
+		v->majority = v->members / 2 + 1;
+	}
 	SPI_finish();
 	CommandCounterIncrement();
 

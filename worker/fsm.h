@@ -98,6 +98,7 @@ extern int	rk_best_candidate(RkView *v, char *reason, size_t reasonlen);
 extern bool rk_quorum_ready(RkView *v, char *reason, size_t reasonlen);
 extern bool rk_promote_now(RkView *v, uint64 term, const char *how);
 extern TimestampTz rk_election_lease_start(uint64 term);
+extern bool rk_election_forced(uint64 term);
 
 /* follow.c */
 extern bool rk_repoint_to(RkView *v, int primary_idx);

@@ -106,6 +106,11 @@ fail(RkCall *c, const char *what, PGconn *conn)
 	drop_conn(c);
 }
 
+static void
+ignore_notice(void *arg, const char *message)
+{
+}
+
 /* Start (or reuse) the connection and send the query; no waiting here. */
 static void
 call_start(RkCall *c)
@@ -146,6 +151,9 @@ call_start(RkCall *c)
 
 	pc->conn = PQconnectStartParams(keys, vals, 0);
 	c->conn = pc->conn;
+	/* A peer's notices (say, "terminating connection") are not ours to log. */
+	if (c->conn)
+		PQsetNoticeProcessor(c->conn, ignore_notice, NULL);
 	if (c->conn == NULL || PQstatus(c->conn) == CONNECTION_BAD)
 	{
 		fail(c, "could not connect", c->conn);

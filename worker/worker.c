@@ -443,6 +443,8 @@ worker_round(RkState state)
 
 	SetCurrentStatementStartTimestamp();
 	StartTransactionCommand();
+	/* The worker's bookkeeping commits locally and also while fenced. */
+	rk_commit_locally();
 	PushActiveSnapshot(GetTransactionSnapshot());
 	pgstat_report_activity(STATE_RUNNING, "reading the registry");
 
@@ -515,6 +517,8 @@ rk_worker_main(Datum main_arg)
 
 	BackgroundWorkerInitializeConnection(rk_database, NULL, 0);
 	pgstat_report_appname("replication_kit worker");
+	/* A fenced primary looks read-only to clients, but not to its worker. */
+	SetConfigOption("default_transaction_read_only", "off", PGC_SUSET, PGC_S_OVERRIDE);
 
 	LWLockAcquire(rk_shared->lock, LW_EXCLUSIVE);
 	rk_shared->worker_pid = MyProcPid;
