@@ -1,10 +1,20 @@
 /*-------------------------------------------------------------------------
  *
  * failover.c
- *		rk_failover(target, force, dry_run): a failover an operator asks for,
- *		from any node.  The election itself runs in the target's worker,
- *		under the same rules as an automatic one (election.c); this
- *		function only picks the target and carries the request there.
+ *		What an operator asks for, from any node:
+ *
+ *		rk_failover(target, force, dry_run)
+ *			a failover under the automatic rules (or forced past them);
+ *		rk_switchover(target)
+ *			a planned swap with a healthy primary: fence it, let the
+ *			target take all its WAL, promote the target, and the old
+ *			primary rejoins as its standby; no acknowledged commit lost;
+ *		rk_rejoin()
+ *			on a fenced old primary, when replication_kit.auto_rejoin is
+ *			off: rewind and restart it as a standby of the new primary.
+ *
+ * The elections run in the target's worker (worker/election.c); these
+ * functions pick the target and carry the request there.
  *
  *-------------------------------------------------------------------------
  */
@@ -19,6 +29,8 @@
 #include "peer.h"
 
 PG_FUNCTION_INFO_V1(rk_failover);
+PG_FUNCTION_INFO_V1(rk_switchover);
+PG_FUNCTION_INFO_V1(rk_rejoin);
 
 /*
  * The standby with the most WAL as this node's worker last saw them (this
@@ -57,18 +69,14 @@ choose_target(void)
 	return best;
 }
 
-Datum
-rk_failover(PG_FUNCTION_ARGS)
+/* Carry a failover request to `target` (this node or another) and return its answer. */
+static char *
+request_failover(const char *funcname, char *target, bool force, bool dry_run, bool planned)
 {
-	char	   *target = PG_ARGISNULL(0) ? NULL : text_to_cstring(PG_GETARG_TEXT_PP(0));
-	bool		force = PG_ARGISNULL(1) ? false : PG_GETARG_BOOL(1);
-	bool		dry_run = PG_ARGISNULL(2) ? false : PG_GETARG_BOOL(2);
-	char	   *self;
+	char	   *self = rk_self_name();
 	char	   *result = NULL;
 	bool		ok;
 
-	rk_require_superuser("rk_failover");
-	self = rk_self_name();
 	if (target != NULL)
 	{
 		rk_validate_node_name(target);
@@ -84,10 +92,10 @@ rk_failover(PG_FUNCTION_ARGS)
 				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
 				 errmsg("no standby to fail over to"),
 				 errdetail("This node's worker reaches no standby."),
-				 errhint("Name the target: rk_failover('node_name').")));
+				 errhint("Name the target: %s('node_name').", funcname)));
 
 	if (self != NULL && strcmp(target, self) == 0)
-		ok = rk_local_failover(force, dry_run, &result);
+		ok = rk_local_failover(force, dry_run, planned, &result);
 	else
 	{
 		/* Carry the request to the target's worker, as the replication role. */
@@ -96,7 +104,8 @@ rk_failover(PG_FUNCTION_ARGS)
 		char	   *port = rk_query_value(psprintf("SELECT port FROM %s WHERE node_name = $1", rk_table("rk_nodes")),
 										  1, (Oid[]) {TEXTOID}, (Datum[]) {CStringGetTextDatum(target)});
 		char	   *role = rk_registry_replication_role();
-		const char *params[2] = {force ? "true" : "false", dry_run ? "true" : "false"};
+		const char *params[3] = {force ? "true" : "false", dry_run ? "true" : "false",
+		planned ? "true" : "false"};
 		RkCall		call;
 		const char *answer;
 
@@ -106,13 +115,13 @@ rk_failover(PG_FUNCTION_ARGS)
 					 errmsg("no replication role is set up"),
 					 errhint("Run rk_create_replicator() on the primary.")));
 		rk_call_init(&call, host, atoi(port), role, self,
-					 "SELECT rk_peer_failover($1::boolean, $2::boolean) AS answer", 2, params);
+					 "SELECT rk_peer_failover($1::boolean, $2::boolean, $3::boolean) AS answer", 3, params);
 		rk_calls_run(&call, 1, 130 * 1000);
 		answer = rk_call_value(&call, "answer");
 		if (answer == NULL)
 			ereport(ERROR,
 					(errcode(ERRCODE_CONNECTION_FAILURE),
-					 errmsg("could not reach node \"%s\" to fail over to it", target),
+					 errmsg("could not reach node \"%s\"", target),
 					 errdetail("%s", call.error)));
 		ok = strncmp(answer, "ok: ", 4) == 0;
 		result = pstrdup(answer + (ok ? 4 : strncmp(answer, "refused: ", 9) == 0 ? 9 : 0));
@@ -122,11 +131,72 @@ rk_failover(PG_FUNCTION_ARGS)
 	if (!ok)
 		ereport(ERROR,
 				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
-				 errmsg("failover to \"%s\" refused", target),
+				 errmsg("%s to \"%s\" refused", planned ? "switchover" : "failover", target),
 				 errdetail("%s", result)));
 	if (strstr(result, "WARNING:") != NULL)
 		ereport(WARNING,
 				(errmsg("forced failover to \"%s\" may have lost acknowledged commits", target),
 				 errdetail("%s", result)));
-	PG_RETURN_TEXT_P(cstring_to_text(result));
+	return result;
+}
+
+/* rk_failover(target, force, dry_run) */
+Datum
+rk_failover(PG_FUNCTION_ARGS)
+{
+	char	   *target = PG_ARGISNULL(0) ? NULL : text_to_cstring(PG_GETARG_TEXT_PP(0));
+	bool		force = PG_ARGISNULL(1) ? false : PG_GETARG_BOOL(1);
+	bool		dry_run = PG_ARGISNULL(2) ? false : PG_GETARG_BOOL(2);
+
+	rk_require_superuser("rk_failover");
+	PG_RETURN_TEXT_P(cstring_to_text(request_failover("rk_failover", target, force, dry_run, false)));
+}
+
+/* rk_switchover(target): refused unless the primary is reachable. */
+Datum
+rk_switchover(PG_FUNCTION_ARGS)
+{
+	char	   *target = PG_ARGISNULL(0) ? NULL : text_to_cstring(PG_GETARG_TEXT_PP(0));
+
+	rk_require_superuser("rk_switchover");
+	PG_RETURN_TEXT_P(cstring_to_text(request_failover("rk_switchover", target, true, false, true)));
+}
+
+/*
+ * rk_rejoin(): on an old primary that another node replaced, rewind and
+ * restart it as that node's standby now (what auto_rejoin does by itself).
+ */
+Datum
+rk_rejoin(PG_FUNCTION_ARGS)
+{
+	bool		fenced;
+	bool		pending;
+	char		primary[NAMEDATALEN];
+
+	rk_require_superuser("rk_rejoin");
+	LWLockAcquire(rk_shared->lock, LW_EXCLUSIVE);
+	fenced = pg_atomic_read_u32(&rk_shared->fenced) != 0;
+	pending = rk_shared->state.rejoin_pending;
+	strlcpy(primary, rk_shared->state.primary_name, NAMEDATALEN);
+	if ((!RecoveryInProgress() && fenced) || (RecoveryInProgress() && pending))
+	{
+		rk_shared->rejoin_requested = true;
+		if (rk_shared->worker_latch)
+			SetLatch(rk_shared->worker_latch);
+	}
+	LWLockRelease(rk_shared->lock);
+
+	if (!RecoveryInProgress() && !fenced)
+		ereport(ERROR,
+				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+				 errmsg("this node is the primary and not fenced: there is nothing to rejoin"),
+				 errhint("rk_rejoin() is for an old primary that another node replaced.")));
+	if (RecoveryInProgress() && !pending)
+		ereport(ERROR,
+				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+				 errmsg("this node is already a standby: there is nothing to rejoin"),
+				 errhint("rk_status() shows whom it follows.")));
+	PG_RETURN_TEXT_P(cstring_to_text(psprintf("rejoining: this node will %s as a standby of %s",
+											  RecoveryInProgress() ? "rewind if needed and restart" : "shut down, rewind and restart",
+											  primary[0] ? primary : "the new primary")));
 }

@@ -9,11 +9,11 @@
  *		rk_request_vote(candidate, term, timeline, lsn, mode)
  *			a vote for a candidate in a new term, given at most once
  *			per term and written to disk before it is answered.
- *		rk_peer_fence(caller, term)
+ *		rk_peer_fence(caller, term, planned)
  *			"stop acknowledging commits": a forced failover or a
  *			switchover fences the primary it can still reach.
- *		rk_peer_failover(force, dry_run)
- *			hand a manual failover to this node's worker.
+ *		rk_peer_failover(force, dry_run, planned)
+ *			hand a manual failover or switchover to this node's worker.
  *
  * They run in ordinary backends of the node being asked, connected as the
  * kit's replication role, so they take rk_shared->lock themselves and
@@ -329,6 +329,7 @@ rk_peer_fence(PG_FUNCTION_ARGS)
 {
 	char	   *caller = PG_ARGISNULL(0) ? NULL : text_to_cstring(PG_GETARG_TEXT_PP(0));
 	uint64		term = PG_ARGISNULL(1) ? 0 : (uint64) PG_GETARG_INT64(1);
+	bool		planned = PG_ARGISNULL(2) ? false : PG_GETARG_BOOL(2);
 	TupleDesc	tupdesc;
 	Datum		values[3];
 	bool		nulls[3] = {0};
@@ -355,6 +356,9 @@ rk_peer_fence(PG_FUNCTION_ARGS)
 	}
 	if (was_primary)
 		pg_atomic_write_u32(&rk_shared->fenced, 1);
+	/* A switchover turns the old primary into a standby whatever auto_rejoin says. */
+	if (was_primary && planned)
+		rk_shared->rejoin_requested = true;
 	st.term = term;
 	strlcpy(st.primary_name, caller, NAMEDATALEN);
 	rk_state_save_locked(&st);
@@ -383,7 +387,7 @@ rk_peer_fence(PG_FUNCTION_ARGS)
  * caller on another node.
  */
 static bool
-request_local_failover(bool force, bool dry_run, char **result)
+request_local_failover(bool force, bool dry_run, bool planned, char **result)
 {
 	uint32		seq;
 	TimestampTz deadline = TimestampTzPlusMilliseconds(GetCurrentTimestamp(), 120 * 1000);
@@ -398,6 +402,7 @@ request_local_failover(bool force, bool dry_run, char **result)
 	seq = ++rk_shared->request_seq;
 	rk_shared->request_force = force;
 	rk_shared->request_dry_run = dry_run;
+	rk_shared->request_planned = planned;
 	wake_worker_locked();
 	LWLockRelease(rk_shared->lock);
 
@@ -425,25 +430,29 @@ request_local_failover(bool force, bool dry_run, char **result)
 	}
 }
 
-/* rk_peer_failover(force, dry_run): a manual failover to this node, for a caller elsewhere. */
+/*
+ * rk_peer_failover(force, dry_run, planned): a manual failover (planned: a
+ * switchover) to this node, for a caller elsewhere.
+ */
 Datum
 rk_peer_failover(PG_FUNCTION_ARGS)
 {
 	bool		force = PG_ARGISNULL(0) ? false : PG_GETARG_BOOL(0);
 	bool		dry_run = PG_ARGISNULL(1) ? false : PG_GETARG_BOOL(1);
+	bool		planned = PG_ARGISNULL(2) ? false : PG_GETARG_BOOL(2);
 	char	   *result;
 	bool		ok;
 
 	require_peer("rk_peer_failover", NULL);
-	ok = request_local_failover(force, dry_run, &result);
+	ok = request_local_failover(force, dry_run, planned, &result);
 	PG_RETURN_TEXT_P(cstring_to_text(psprintf("%s%s", ok ? "ok: " : "refused: ", result)));
 }
 
 /* For rk_failover(): the same, in this node. */
 bool
-rk_local_failover(bool force, bool dry_run, char **result)
+rk_local_failover(bool force, bool dry_run, bool planned, char **result)
 {
-	return request_local_failover(force, dry_run, result);
+	return request_local_failover(force, dry_run, planned, result);
 }
 
 /*

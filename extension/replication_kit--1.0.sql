@@ -126,23 +126,33 @@ AS 'MODULE_PATHNAME', 'rk_request_vote'
 LANGUAGE C VOLATILE;
 
 CREATE FUNCTION @extschema@.rk_peer_fence(
-    caller text, term bigint,
+    caller text, term bigint, planned boolean DEFAULT false,
     OUT was_primary boolean, OUT lsn pg_lsn, OUT timeline integer)
 RETURNS record
 AS 'MODULE_PATHNAME', 'rk_peer_fence'
 LANGUAGE C VOLATILE;
 
-CREATE FUNCTION @extschema@.rk_peer_failover(force boolean, dry_run boolean)
+CREATE FUNCTION @extschema@.rk_peer_failover(force boolean, dry_run boolean, planned boolean DEFAULT false)
 RETURNS text
 AS 'MODULE_PATHNAME', 'rk_peer_failover'
 LANGUAGE C VOLATILE;
 
--- Failover by hand.
+-- Failover, switchover and rejoin by hand.
 
 CREATE FUNCTION @extschema@.rk_failover(
     target text DEFAULT NULL, force boolean DEFAULT false, dry_run boolean DEFAULT false)
 RETURNS text
 AS 'MODULE_PATHNAME', 'rk_failover'
+LANGUAGE C VOLATILE;
+
+CREATE FUNCTION @extschema@.rk_switchover(target text DEFAULT NULL)
+RETURNS text
+AS 'MODULE_PATHNAME', 'rk_switchover'
+LANGUAGE C VOLATILE;
+
+CREATE FUNCTION @extschema@.rk_rejoin()
+RETURNS text
+AS 'MODULE_PATHNAME', 'rk_rejoin'
 LANGUAGE C VOLATILE;
 
 -- rk_status(): one row per registered node, as this node sees it.
@@ -230,8 +240,10 @@ REVOKE ALL ON FUNCTION
     @extschema@.rk_peer_view(),
     @extschema@.rk_peer_state(text, bigint, boolean),
     @extschema@.rk_request_vote(text, bigint, integer, pg_lsn, text),
-    @extschema@.rk_peer_fence(text, bigint),
-    @extschema@.rk_peer_failover(boolean, boolean),
+    @extschema@.rk_peer_fence(text, bigint, boolean),
+    @extschema@.rk_peer_failover(boolean, boolean, boolean),
     @extschema@.rk_failover(text, boolean, boolean),
+    @extschema@.rk_switchover(text),
+    @extschema@.rk_rejoin(),
     @extschema@.rk_status()
 FROM PUBLIC;

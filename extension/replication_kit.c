@@ -79,6 +79,9 @@ _PG_init(void)
 	RegisterXactCallback(rk_commit_guard, NULL);
 
 	rk_register_worker();
+
+	/* Before the postmaster accepts a connection: was this node replaced? */
+	rk_fence_at_start();
 }
 
 static void

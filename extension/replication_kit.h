@@ -67,6 +67,18 @@ typedef struct RkNodeState
 	char		role[16];		/* "primary", "standby" or "" */
 	char		primary_name[NAMEDATALEN];	/* the primary of `term`, if known */
 	int			members;		/* nodes that count in a majority, as last seen */
+	bool		rejoin_pending; /* an old primary started as a standby: check it follows */
+	char		repl_role[NAMEDATALEN]; /* the role peers are reached as */
+
+	/*
+	 * The other nodes, as the registry last listed them: the postmaster
+	 * asks them, before it accepts a connection, whether a newer term has
+	 * another primary (the fence at start).
+	 */
+	int			npeers;
+	char		peer_name[RK_MAX_NODES][NAMEDATALEN];
+	char		peer_host[RK_MAX_NODES][RK_HOST_LEN];
+	int			peer_port[RK_MAX_NODES];
 } RkNodeState;
 
 /* One registered node as the worker last saw it. */
@@ -144,6 +156,8 @@ typedef struct RkShared
 	uint32		done_seq;
 	bool		request_force;
 	bool		request_dry_run;
+	bool		request_planned;	/* rk_switchover: only with a healthy primary */
+	bool		rejoin_requested;	/* rk_rejoin() or a switchover's fence */
 	bool		result_ok;
 	char		result[1024];
 } RkShared;
@@ -220,8 +234,11 @@ extern bool rk_walreceiver_hears_primary(int window_ms);
 extern int	rk_effective_fence_ms(void);
 extern XLogRecPtr rk_local_lsn(void);
 extern void rk_commit_guard(XactEvent event, void *arg);
-extern bool rk_local_failover(bool force, bool dry_run, char **result);
+extern bool rk_local_failover(bool force, bool dry_run, bool planned, char **result);
 extern bool rk_guard_bypass;
+
+/* fence_start.c */
+extern void rk_fence_at_start(void);
 
 /* worker/worker.c */
 extern void rk_register_worker(void);

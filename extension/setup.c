@@ -363,12 +363,23 @@ create_replicator_steps(void *arg)
 	ret = SPI_execute(psprintf("GRANT EXECUTE ON FUNCTION "
 							   "%1$s.rk_peer_state(text, bigint, boolean), "
 							   "%1$s.rk_request_vote(text, bigint, integer, pg_lsn, text), "
-							   "%1$s.rk_peer_fence(text, bigint), "
-							   "%1$s.rk_peer_failover(boolean, boolean) TO %2$s",
+							   "%1$s.rk_peer_fence(text, bigint, boolean), "
+							   "%1$s.rk_peer_failover(boolean, boolean, boolean) TO %2$s",
 							   quote_identifier(rk_schema()), quote_identifier(cr->role)),
 					  false, 0);
 	if (ret != SPI_OK_UTILITY)
 		elog(ERROR, "could not grant the peer functions");
+
+	/* What pg_rewind needs on the source when an old primary rejoins. */
+	ret = SPI_execute(psprintf("GRANT EXECUTE ON FUNCTION "
+							   "pg_catalog.pg_ls_dir(text, boolean, boolean), "
+							   "pg_catalog.pg_stat_file(text, boolean), "
+							   "pg_catalog.pg_read_binary_file(text), "
+							   "pg_catalog.pg_read_binary_file(text, bigint, bigint, boolean) TO %s",
+							   quote_identifier(cr->role)),
+					  false, 0);
+	if (ret != SPI_OK_UTILITY)
+		elog(ERROR, "could not grant the functions pg_rewind uses");
 	SPI_finish();
 
 	write_passfile(cr->role, cr->password);

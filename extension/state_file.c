@@ -62,6 +62,24 @@ rk_state_read(RkNodeState *state)
 			strlcpy(state->primary_name, value, NAMEDATALEN);
 		else if (strcmp(key, "members") == 0)
 			state->members = atoi(value);
+		else if (strcmp(key, "rejoin_pending") == 0)
+			state->rejoin_pending = strcmp(value, "true") == 0;
+		else if (strcmp(key, "repl_role") == 0)
+			strlcpy(state->repl_role, value, NAMEDATALEN);
+		else if (strcmp(key, "peer") == 0 && state->npeers < RK_MAX_NODES)
+		{
+			char		name[NAMEDATALEN];
+			char		host[RK_HOST_LEN];
+			int			port;
+
+			if (sscanf(line, "peer = %63s %255s %d", name, host, &port) == 3)
+			{
+				strlcpy(state->peer_name[state->npeers], name, NAMEDATALEN);
+				strlcpy(state->peer_host[state->npeers], host, RK_HOST_LEN);
+				state->peer_port[state->npeers] = port;
+				state->npeers++;
+			}
+		}
 	}
 	FreeFile(f);
 	return true;
@@ -90,9 +108,14 @@ rk_state_write(const RkNodeState *state)
 			"voted_term = " UINT64_FORMAT "\n"
 			"role = %s\n"
 			"primary_name = %s\n"
-			"members = %d\n",
+			"members = %d\n"
+			"rejoin_pending = %s\n"
+			"repl_role = %s\n",
 			state->node_name, state->term, state->voted_for, state->voted_term,
-			state->role, state->primary_name, state->members);
+			state->role, state->primary_name, state->members,
+			state->rejoin_pending ? "true" : "false", state->repl_role);
+	for (int i = 0; i < state->npeers; i++)
+		fprintf(f, "peer = %s %s %d\n", state->peer_name[i], state->peer_host[i], state->peer_port[i]);
 	if (ferror(f) || fflush(f) != 0 || pg_fsync(fileno(f)) != 0)
 	{
 		int			save = errno;

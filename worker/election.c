@@ -486,11 +486,11 @@ catch_up_to(XLogRecPtr target)
 
 /* Fence the reachable old primary; returns its last flushed LSN, or Invalid. */
 static XLogRecPtr
-fence_primary(RkView *v, uint64 term, StringInfo result)
+fence_primary(RkView *v, uint64 term, bool planned, StringInfo result)
 {
 	RkCall		call;
 	char		term_s[32];
-	const char *params[2];
+	const char *params[3];
 	const char *val;
 	XLogRecPtr	lsn = InvalidXLogRecPtr;
 	RkPeer	   *p = &v->peers[v->primary_idx];
@@ -498,8 +498,9 @@ fence_primary(RkView *v, uint64 term, StringInfo result)
 	snprintf(term_s, sizeof(term_s), UINT64_FORMAT, term);
 	params[0] = v->self;
 	params[1] = term_s;
+	params[2] = planned ? "true" : "false";
 	rk_call_init(&call, p->host, p->port, v->repl_role, v->self,
-				 "SELECT * FROM rk_peer_fence($1, $2::bigint)", 2, params);
+				 "SELECT * FROM rk_peer_fence($1, $2::bigint, $3::boolean)", 3, params);
 	rk_calls_run(&call, 1, rk_probe_timeout_ms * 3);
 	if (call.phase == RK_CALL_DONE && (val = rk_call_value(&call, "lsn")) != NULL)
 	{
@@ -522,6 +523,7 @@ rk_handle_manual_request(RkView *v, RkState *state)
 	uint32		seq;
 	bool		force;
 	bool		dry_run;
+	bool		planned;
 	bool		ok = false;
 	StringInfoData result;
 
@@ -529,6 +531,7 @@ rk_handle_manual_request(RkView *v, RkState *state)
 	seq = rk_shared->request_seq;
 	force = rk_shared->request_force;
 	dry_run = rk_shared->request_dry_run;
+	planned = rk_shared->request_planned;
 	LWLockRelease(rk_shared->lock);
 	if (seq == rk_shared->done_seq)
 		return;
@@ -549,15 +552,19 @@ rk_handle_manual_request(RkView *v, RkState *state)
 			v->silence_ms < rk_effective_fence_ms();
 		char		reason[RK_REASON_LEN];
 
-		rk_journal(v, "manual_failover", v->self, "requested%s", force ? " with force" : "");
-		if (primary_up && !force)
+		rk_journal(v, planned ? "switchover" : "manual_failover", v->self, "requested%s",
+				   force && !planned ? " with force" : "");
+		if (planned && !primary_up)
+			appendStringInfo(&result, "the primary %s is not reachable (no contact for %ld ms); a switchover needs a healthy primary: use rk_failover()",
+							 v->primary_idx >= 0 ? v->peers[v->primary_idx].name : "(unknown)", v->silence_ms);
+		else if (primary_up && !force)
 			appendStringInfo(&result, "the primary %s is reachable (contact %ld ms ago); pass force => true to fence it and fail over anyway",
 							 v->peers[v->primary_idx].name, v->silence_ms);
 		else if (primary_up)
 		{
 			/* Fence the primary, take all its WAL, then promote: nothing lost. */
 			uint64		term = begin_term(v);
-			XLogRecPtr	upto = fence_primary(v, term, &result);
+			XLogRecPtr	upto = fence_primary(v, term, planned, &result);
 
 			if (XLogRecPtrIsInvalid(upto))
 				appendStringInfo(&result, "refusing to promote next to a primary that could not be fenced");

@@ -27,6 +27,7 @@
 #include "lib/stringinfo.h"
 #include "libpq-fe.h"
 #include "miscadmin.h"
+#include "postmaster/bgwriter.h"
 #include "utils/builtins.h"
 #include "utils/guc.h"
 #include "utils/timestamp.h"
@@ -229,9 +230,12 @@ rk_act_suspect(RkView *v)
 }
 
 /*
- * Make sure every other registered node has a physical slot here.  Works
- * on a standby too (a promoting one creates them before pg_promote, so
- * that they reserve WAL from before the switch).
+ * Make sure every other registered node has a usable physical slot here.
+ * Works on a standby too (a promoting one creates them before pg_promote,
+ * so that they reserve WAL from before the switch).  On the primary it
+ * runs every round: a slot that went missing is recreated, and a slot that
+ * lost its WAL (max_slot_wal_keep_size) is recreated and reported, since
+ * its standby can only come back as a fresh clone.
  */
 void
 rk_create_peer_slots(RkView *v)
@@ -242,17 +246,38 @@ rk_create_peer_slots(RkView *v)
 	for (int i = 0; i < v->npeers; i++)
 	{
 		Datum		vals[1];
+		bool		missing;
+		bool		lost = false;
 
 		if (v->peers[i].is_self)
 			continue;
 		vals[0] = CStringGetTextDatum(v->peers[i].name);
-		if (SPI_execute_with_args("SELECT 1 FROM pg_catalog.pg_replication_slots WHERE slot_name = $1",
-								  1, types, vals, NULL, true, 1) == SPI_OK_SELECT && SPI_processed == 0)
+		if (SPI_execute_with_args("SELECT coalesce(wal_status, '') = 'lost' AND NOT active "
+								  "FROM pg_catalog.pg_replication_slots WHERE slot_name = $1",
+								  1, types, vals, NULL, true, 1) != SPI_OK_SELECT)
+			continue;
+		missing = SPI_processed == 0;
+		if (!missing)
+		{
+			bool		isnull;
+
+			lost = DatumGetBool(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull));
+		}
+		if (lost)
+		{
+			SPI_execute_with_args("SELECT pg_catalog.pg_drop_replication_slot($1)",
+								  1, types, vals, NULL, false, 0);
+			rk_journal(v, "slot_lost", v->peers[i].name,
+					   "its slot lost WAL beyond max_slot_wal_keep_size and was recreated; "
+					   "%s cannot catch up and must be cloned again", v->peers[i].name);
+		}
+		if (missing || lost)
 		{
 			SPI_execute_with_args("SELECT pg_catalog.pg_create_physical_replication_slot($1, true)",
 								  1, types, vals, NULL, false, 0);
-			rk_journal(v, "slot_created", v->peers[i].name, "replication slot %s created on %s",
-					   v->peers[i].name, v->self);
+			if (!lost)
+				rk_journal(v, "slot_created", v->peers[i].name, "replication slot %s created on %s",
+						   v->peers[i].name, v->self);
 		}
 	}
 	SPI_finish();
@@ -414,23 +439,17 @@ rk_act_take_over(RkView *v)
 
 	names = rk_apply_sync_names();
 	rk_create_peer_slots(v);
+
+	/*
+	 * A checkpoint now, so that pg_control shows the new timeline: pg_rewind
+	 * on the old primary reads it from here.
+	 */
+	RequestCheckpoint(CHECKPOINT_IMMEDIATE | CHECKPOINT_FORCE | CHECKPOINT_WAIT);
 	rk_journal(v, "take_over", v->self, "primary of term " UINT64_FORMAT "; synchronous_standby_names = '%s'",
 			   st.term, names);
 	snprintf(v->why, sizeof(v->why), "synchronous_standby_names = '%s'", names);
 
 	/* Tell the other nodes now rather than at the next round. */
 	rk_wake_worker();
-	return RK_NUM_EVENTS;
-}
-
-/* FENCED --DEPOSED--> REJOINING: turning into a standby comes with the rejoin issue. */
-RkEvent
-rk_act_rejoin(RkView *v)
-{
-	LWLockAcquire(rk_shared->lock, LW_EXCLUSIVE);
-	snprintf(rk_shared->readiness, RK_REASON_LEN,
-			 "fenced: %s is the primary of term " UINT64_FORMAT "; this node accepts no commits",
-			 v->st.primary_name[0] ? v->st.primary_name : "another node", v->st.term);
-	LWLockRelease(rk_shared->lock);
 	return RK_NUM_EVENTS;
 }

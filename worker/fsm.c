@@ -60,6 +60,10 @@ static const RkTransition transitions[] = {
 	"this node is a standby now"},
 	{RK_STATE_REJOINING, RK_EV_IS_STANDBY, RK_STATE_FOLLOWING, rk_act_none,
 	"this node rejoined as a standby"},
+	{RK_STATE_IDLE, RK_EV_REJOIN_PENDING, RK_STATE_REJOINING, rk_act_check_rejoin,
+	"this old primary started as a standby: check that it follows the new primary"},
+	{RK_STATE_REJOINING, RK_EV_REJOIN_PENDING, RK_STATE_REJOINING, rk_act_check_rejoin,
+	NULL},
 
 	/* A standby watches the primary. */
 	{RK_STATE_FOLLOWING, RK_EV_PRIMARY_SILENT, RK_STATE_SUSPECTING, rk_act_suspect,
@@ -114,7 +118,7 @@ static const char *const state_names[] = {
 static const char *const event_names[] = {
 	"not_registered", "is_primary", "is_standby", "majority_ok", "majority_lost",
 	"deposed", "primary_seen", "primary_silent", "primary_dead", "new_primary",
-	"election_won", "manual_failover"
+	"election_won", "manual_failover", "rejoin_pending"
 };
 
 StaticAssertDecl(lengthof(state_names) == RK_NUM_STATES, "state names");

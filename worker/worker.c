@@ -418,18 +418,37 @@ publish(RkView *v, RkState state)
 	LWLockRelease(rk_shared->lock);
 }
 
-/* Remember the cluster size for the commit guard at the next start. */
+/*
+ * Remember the cluster (its size, the other nodes' addresses, the role to
+ * reach them as) for the next start: the commit guard and the fence at
+ * start run before the registry can be read.
+ */
 static void
 record_members(RkView *v)
 {
-	LWLockAcquire(rk_shared->lock, LW_EXCLUSIVE);
-	if (rk_shared->state.members != v->members)
-	{
-		RkNodeState st = rk_shared->state;
+	RkNodeState st;
 
-		st.members = v->members;
-		rk_state_save_locked(&st);
+	LWLockAcquire(rk_shared->lock, LW_EXCLUSIVE);
+	st = rk_shared->state;
+	st.members = v->members;
+	strlcpy(st.repl_role, v->repl_role, NAMEDATALEN);
+	st.npeers = 0;
+	for (int i = 0; i < v->npeers; i++)
+	{
+		if (v->peers[i].is_self)
+			continue;
+		strlcpy(st.peer_name[st.npeers], v->peers[i].name, NAMEDATALEN);
+		strlcpy(st.peer_host[st.npeers], v->peers[i].host, RK_HOST_LEN);
+		st.peer_port[st.npeers] = v->peers[i].port;
+		st.npeers++;
 	}
+	for (int i = st.npeers; i < RK_MAX_NODES; i++)
+	{
+		st.peer_name[i][0] = '\0';
+		st.peer_host[i][0] = '\0';
+		st.peer_port[i] = 0;
+	}
+	rk_state_save_locked(&st);
 	v->st = rk_shared->state;
 	LWLockRelease(rk_shared->lock);
 }
@@ -472,6 +491,13 @@ worker_round(RkState state)
 
 	if (v->self_idx < 0)
 		event = RK_EV_NOT_REGISTERED;
+	else if (v->in_recovery && v->st.rejoin_pending)
+	{
+		/* An old primary in recovery: find out whom it should follow. */
+		probe_peers(v);
+		(void) standby_event(v);
+		event = RK_EV_REJOIN_PENDING;
+	}
 	else if (state == RK_STATE_IDLE || (state == RK_STATE_PROMOTING) ||
 			 (v->in_recovery && (state == RK_STATE_PRIMARY || state == RK_STATE_FENCED ||
 								 state == RK_STATE_REJOINING)) ||
@@ -484,6 +510,8 @@ worker_round(RkState state)
 		{
 			mark_joined(v);
 			record_members(v);
+			if (state == RK_STATE_PRIMARY)
+				rk_create_peer_slots(v);
 		}
 		probe_peers(v);
 		event = v->in_recovery ? standby_event(v) : primary_event(v);

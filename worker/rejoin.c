@@ -1,0 +1,293 @@
+/*-------------------------------------------------------------------------
+ *
+ * rejoin.c
+ *		An old primary comes back as a standby of the new one, by itself.
+ *
+ * Two ways in:
+ *  - A running primary learns that another node is the primary of a newer
+ *    term (FENCED --DEPOSED--> REJOINING).  It already refuses commits; now
+ *    it points primary_conninfo at the new primary, writes standby.signal,
+ *    starts the rk_rejoin helper in a session of its own and asks its
+ *    postmaster for a fast shutdown.  The helper rewinds the data directory
+ *    (pg_rewind; a no-op when nothing diverged) and starts the server again,
+ *    which comes up in recovery and streams through its own slot.
+ *  - The fence at start (fence_start.c) already started it as a standby but
+ *    its WAL may have diverged from the new timeline.  If it does not
+ *    follow the new primary within a few seconds, the same rewind runs.
+ *
+ * With replication_kit.auto_rejoin off it stays fenced (or a read-only
+ * standby that does not stream) until someone runs SELECT rk_rejoin().
+ * A rewind runs at most once per term; if the node still cannot follow,
+ * rk_status says so and what to do instead (a fresh clone).
+ *
+ *-------------------------------------------------------------------------
+ */
+#include "postgres.h"
+
+#include <fcntl.h>
+#include <signal.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "access/xlog.h"
+#include "miscadmin.h"
+#include "postmaster/postmaster.h"
+#include "replication/walreceiver.h"
+#include "storage/fd.h"
+#include "storage/spin.h"
+#include "utils/timestamp.h"
+
+#include "fsm.h"
+
+/* When the current attempt to follow began, and whether a rewind was started. */
+static TimestampTz follow_since = 0;
+static bool helper_started = false;
+
+#define REJOIN_FOLLOW_GRACE_MS	8000
+
+static void
+readiness(const char *fmt,...) pg_attribute_printf(1, 2);
+
+static void
+readiness(const char *fmt,...)
+{
+	va_list		ap;
+
+	LWLockAcquire(rk_shared->lock, LW_EXCLUSIVE);
+	va_start(ap, fmt);
+	vsnprintf(rk_shared->readiness, RK_REASON_LEN, fmt, ap);
+	va_end(ap);
+	LWLockRelease(rk_shared->lock);
+}
+
+static int
+primary_index(RkView *v)
+{
+	for (int i = 0; i < v->npeers; i++)
+		if (v->st.primary_name[0] && strcmp(v->peers[i].name, v->st.primary_name) == 0 &&
+			!v->peers[i].is_self)
+			return i;
+	return -1;
+}
+
+/* Where the postmaster's stderr goes: the restarted server logs there too. */
+static char *
+server_log_path(void)
+{
+	char		link[64];
+	char		target[MAXPGPATH];
+	ssize_t		n;
+	struct stat st;
+
+	snprintf(link, sizeof(link), "/proc/%d/fd/2", (int) PostmasterPid);
+	n = readlink(link, target, sizeof(target) - 1);
+	if (n <= 0)
+		return pstrdup("");
+	target[n] = '\0';
+	if (stat(target, &st) != 0 || !S_ISREG(st.st_mode))
+		return pstrdup("");
+	return pstrdup(target);
+}
+
+/* Start rk_rejoin in a session of its own, so that the shutdown spares it. */
+static bool
+spawn_helper(const char *source, char *error, size_t errlen)
+{
+	char		bindir[MAXPGPATH];
+	char		script[MAXPGPATH];
+	char		pmpid[16];
+	char	   *logfile = server_log_path();
+	pid_t		pid;
+
+	strlcpy(bindir, my_exec_path, sizeof(bindir));
+	get_parent_directory(bindir);
+	snprintf(script, sizeof(script), "%s/rk_rejoin", bindir);
+	snprintf(pmpid, sizeof(pmpid), "%d", (int) PostmasterPid);
+	if (access(script, X_OK) != 0)
+	{
+		snprintf(error, errlen, "cannot run %s: %m (make install puts it there)", script);
+		return false;
+	}
+
+	fflush(NULL);
+	pid = fork();
+	if (pid < 0)
+	{
+		snprintf(error, errlen, "could not fork: %m");
+		return false;
+	}
+	if (pid == 0)
+	{
+		int			devnull;
+
+		(void) setsid();
+		for (int fd = 3; fd < 1024; fd++)
+			(void) close(fd);
+		devnull = open("/dev/null", O_RDWR);
+		if (devnull >= 0)
+		{
+			(void) dup2(devnull, 0);
+			(void) dup2(devnull, 1);
+			(void) dup2(devnull, 2);
+		}
+		pqsignal(SIGTERM, SIG_DFL);
+		pqsignal(SIGQUIT, SIG_DFL);
+		pqsignal(SIGINT, SIG_DFL);
+		pqsignal(SIGHUP, SIG_DFL);
+		execl(script, "rk_rejoin", DataDir, bindir, source, pmpid, logfile, (char *) NULL);
+		_exit(127);
+	}
+	return true;
+}
+
+/*
+ * Point this node at the new primary, mark it a standby, start the helper
+ * and shut the server down.  Runs once per term.
+ */
+static void
+start_rewind(RkView *v, int p)
+{
+	RkPeer	   *to = &v->peers[p];
+	char	   *source;
+	char		error[RK_REASON_LEN];
+	RkNodeState st;
+	int			fd;
+
+	if (helper_started)
+		return;
+
+	source = psprintf("host=%s port=%d user=%s passfile=%s/%s dbname=%s connect_timeout=5 application_name=rk_rejoin",
+					  to->host, to->port, v->repl_role, DataDir, RK_PASS_FILE, rk_database);
+
+	/* After the restart it must come up in recovery, following the new primary. */
+	rk_repoint_to(v, p);
+	rk_alter_system("default_transaction_read_only", NULL);
+	fd = OpenTransientFile(STANDBY_SIGNAL_FILE, O_RDWR | O_CREAT | PG_BINARY);
+	if (fd < 0 || pg_fsync(fd) != 0)
+		ereport(ERROR,
+				(errcode_for_file_access(),
+				 errmsg("could not create \"%s\": %m", STANDBY_SIGNAL_FILE)));
+	CloseTransientFile(fd);
+
+	LWLockAcquire(rk_shared->lock, LW_EXCLUSIVE);
+	st = rk_shared->state;
+	strlcpy(st.role, "standby", sizeof(st.role));
+	st.rejoin_pending = true;
+	st.voted_for[0] = '\0';		/* the vote of an old term is no use */
+	rk_state_save_locked(&st);
+	rk_shared->rejoin_requested = false;
+	LWLockRelease(rk_shared->lock);
+
+	if (!spawn_helper(source, error, sizeof(error)))
+	{
+		readiness("rejoin failed: %s", error);
+		rk_journal(v, "rejoin_failed", v->self, "%s", error);
+		return;
+	}
+	helper_started = true;
+	rk_journal(v, "rejoin", v->self, "rewinding from %s and restarting as its standby (term " UINT64_FORMAT ")",
+			   to->name, v->st.term);
+	readiness("rejoining: restarting as a standby of %s", to->name);
+
+	/* A fast shutdown; rk_rejoin starts the server again. */
+	if (kill(PostmasterPid, SIGINT) != 0)
+		ereport(WARNING, (errmsg("could not ask the postmaster to shut down: %m")));
+}
+
+static bool
+may_rejoin(void)
+{
+	bool		requested;
+
+	LWLockAcquire(rk_shared->lock, LW_SHARED);
+	requested = rk_shared->rejoin_requested;
+	LWLockRelease(rk_shared->lock);
+	return rk_auto_rejoin || requested;
+}
+
+/* FENCED --DEPOSED--> REJOINING: a running old primary turns into a standby. */
+RkEvent
+rk_act_rejoin(RkView *v)
+{
+	int			p = primary_index(v);
+
+	if (p < 0)
+	{
+		readiness("fenced: another node is the primary of term " UINT64_FORMAT "; waiting to learn which",
+				  v->st.term);
+		return RK_NUM_EVENTS;
+	}
+	if (!may_rejoin())
+	{
+		readiness("fenced: %s is the primary of term " UINT64_FORMAT "; replication_kit.auto_rejoin is off: run SELECT rk_rejoin() to rejoin as its standby",
+				  v->peers[p].name, v->st.term);
+		return RK_NUM_EVENTS;
+	}
+	start_rewind(v, p);
+	return RK_NUM_EVENTS;
+}
+
+/*
+ * REJOINING (an old primary started as a standby): does it follow the new
+ * primary?  It does once it replays the new primary's timeline.  If not
+ * within a grace period, rewind once.
+ */
+RkEvent
+rk_act_check_rejoin(RkView *v)
+{
+	int			p = primary_index(v);
+	TimeLineID	replay_tli;
+	RkNodeState st;
+	struct stat sb;
+
+	if (follow_since == 0)
+		follow_since = v->now;
+	if (p < 0)
+	{
+		readiness("rejoining: waiting to learn the primary");
+		return RK_NUM_EVENTS;
+	}
+	if (v->upstream_idx != p)
+		rk_repoint_to(v, p);
+
+	(void) GetXLogReplayRecPtr(&replay_tli);
+	if (v->peers[p].reachable && v->peers[p].timeline == replay_tli && WalRcvStreaming())
+	{
+		LWLockAcquire(rk_shared->lock, LW_EXCLUSIVE);
+		st = rk_shared->state;
+		st.rejoin_pending = false;
+		rk_state_save_locked(&st);
+		rk_shared->readiness[0] = '\0';
+		LWLockRelease(rk_shared->lock);
+		follow_since = 0;
+		snprintf(v->why, sizeof(v->why), "streams from %s on timeline %u", v->peers[p].name, replay_tli);
+		return RK_EV_IS_STANDBY;
+	}
+	if (stat("replication_kit.rejoin_failed", &sb) == 0)
+	{
+		readiness("rejoin failed: pg_rewind could not rewind this node (see replication_kit.rejoin.log); re-clone it from %s",
+				  v->peers[p].name);
+		return RK_NUM_EVENTS;
+	}
+	if (TimestampDifferenceMilliseconds(follow_since, v->now) < REJOIN_FOLLOW_GRACE_MS)
+	{
+		readiness("rejoining: waiting to stream from %s", v->peers[p].name);
+		return RK_NUM_EVENTS;
+	}
+	if (stat("replication_kit.rejoin.log", &sb) == 0 &&
+		TimestampDifferenceMilliseconds(time_t_to_timestamptz(sb.st_mtime), v->now) < 60 * 1000)
+	{
+		/* Rewound a moment ago and still cannot follow: do not loop. */
+		readiness("rejoined but not streaming from %s: see replication_kit.rejoin.log and the server log",
+				  v->peers[p].name);
+		return RK_NUM_EVENTS;
+	}
+	if (!may_rejoin())
+	{
+		readiness("does not follow %s (its WAL diverged?); replication_kit.auto_rejoin is off: run SELECT rk_rejoin()",
+				  v->peers[p].name);
+		return RK_NUM_EVENTS;
+	}
+	start_rewind(v, p);
+	return RK_NUM_EVENTS;
+}
