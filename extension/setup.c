@@ -181,8 +181,8 @@ rk_setup_primary(PG_FUNCTION_ARGS)
 	char	   *existing;
 	int			max_standbys;
 	int			senders;
-	WantedSetting wanted[8];
-	bool		change[8] = {0};
+	WantedSetting wanted[10];
+	bool		change[10] = {0};
 	int			n = 0;
 	StringInfoData restart_list;
 	char	   *listen;
@@ -232,6 +232,8 @@ rk_setup_primary(PG_FUNCTION_ARGS)
 	wanted[n++] = (WantedSetting) {"hot_standby", "on", ok_bool_on, 0, true};
 	wanted[n++] = (WantedSetting) {"wal_log_hints", "on", ok_bool_on, 0, true};
 	wanted[n++] = (WantedSetting) {"max_slot_wal_keep_size", "4GB", ok_bounded, 0, false};
+	/* pg_rewind reads the old primary's WAL back to the last common checkpoint. */
+	wanted[n++] = (WantedSetting) {"wal_keep_size", "512MB", ok_at_least, 512, false};
 	wanted[n++] = (WantedSetting) {"synchronous_commit", "on", ok_sync_commit, 0, false};
 	listen = rk_setting_value("listen_addresses");
 	if (!listen_covers(listen, sp.host))

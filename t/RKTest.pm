@@ -121,7 +121,8 @@ sub start_writer
 i=0
 while [ ! -f '$dir/stop_$table' ]; do
   i=\$((i+1))
-  if psql -X -q -d "$connstr" -c "INSERT INTO $table VALUES (\$i, clock_timestamp())" >/dev/null 2>&1; then
+  # A client with a deadline: a hung server must not hang the client forever.
+  if timeout 5 psql -X -q -d "$connstr" -c "INSERT INTO $table VALUES (\$i, clock_timestamp())" >/dev/null 2>&1; then
     echo \$i >> '$acked'
   else
     sleep 0.05
@@ -265,12 +266,17 @@ sub wait_until
 }
 
 # psql that returns (ok, stdout, stderr) without dying.
+# A node the kit is restarting may vanish in the middle: that is a failure,
+# not a reason for the test to die.
 sub psql_ok
 {
 	my ($node, $sql, %opts) = @_;
 	my ($stdout, $stderr);
-	my $ret = $node->psql('postgres', $sql, stdout => \$stdout, stderr => \$stderr,
-		on_error_stop => 1, %opts);
+	my $ret = eval {
+		$node->psql('postgres', $sql, stdout => \$stdout, stderr => \$stderr,
+			on_error_stop => 1, %opts);
+	};
+	return (0, '', $@ || 'psql failed') unless defined $ret;
 	return ($ret == 0, $stdout // '', $stderr // '');
 }
 

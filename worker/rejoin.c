@@ -91,7 +91,7 @@ server_log_path(void)
 
 /* Start rk_rejoin in a session of its own, so that the shutdown spares it. */
 static bool
-spawn_helper(const char *source, char *error, size_t errlen)
+spawn_helper(const char *source, const char *reclone, char *error, size_t errlen)
 {
 	char		bindir[MAXPGPATH];
 	char		script[MAXPGPATH];
@@ -134,7 +134,7 @@ spawn_helper(const char *source, char *error, size_t errlen)
 		pqsignal(SIGQUIT, SIG_DFL);
 		pqsignal(SIGINT, SIG_DFL);
 		pqsignal(SIGHUP, SIG_DFL);
-		execl(script, "rk_rejoin", DataDir, bindir, source, pmpid, logfile, (char *) NULL);
+		execl(script, "rk_rejoin", DataDir, bindir, source, pmpid, logfile, reclone, (char *) NULL);
 		_exit(127);
 	}
 	return true;
@@ -149,6 +149,7 @@ start_rewind(RkView *v, int p)
 {
 	RkPeer	   *to = &v->peers[p];
 	char	   *source;
+	char	   *reclone;
 	char		error[RK_REASON_LEN];
 	RkNodeState st;
 	int			fd;
@@ -158,6 +159,11 @@ start_rewind(RkView *v, int p)
 
 	source = psprintf("host=%s port=%d user=%s passfile=%s/%s dbname=%s connect_timeout=5 application_name=rk_rejoin",
 					  to->host, to->port, v->repl_role, DataDir, RK_PASS_FILE, rk_database);
+	reclone = psprintf("pg_ctl stop -D '%s'; rm -rf '%s'/*; "
+					   "pg_basebackup --pgdata='%s' --wal-method=stream --write-recovery-conf --slot=%s "
+					   "--checkpoint=fast --dbname='host=%s port=%d user=%s application_name=%s'; "
+					   "then start it with its own port",
+					   DataDir, DataDir, DataDir, v->self, to->host, to->port, v->repl_role, v->self);
 
 	/* After the restart it must come up in recovery, following the new primary. */
 	rk_repoint_to(v, p);
@@ -178,7 +184,7 @@ start_rewind(RkView *v, int p)
 	rk_shared->rejoin_requested = false;
 	LWLockRelease(rk_shared->lock);
 
-	if (!spawn_helper(source, error, sizeof(error)))
+	if (!spawn_helper(source, reclone, error, sizeof(error)))
 	{
 		readiness("rejoin failed: %s", error);
 		rk_journal(v, "rejoin_failed", v->self, "%s", error);
@@ -265,8 +271,10 @@ rk_act_check_rejoin(RkView *v)
 	}
 	if (stat("replication_kit.rejoin_failed", &sb) == 0)
 	{
-		readiness("rejoin failed: pg_rewind could not rewind this node (see replication_kit.rejoin.log); re-clone it from %s",
-				  v->peers[p].name);
+		size_t		len;
+		char	   *why = rk_read_whole_file("replication_kit.rejoin_failed", &len);
+
+		readiness("rejoin failed: %s", why ? why : "see replication_kit.rejoin.log");
 		return RK_NUM_EVENTS;
 	}
 	if (TimestampDifferenceMilliseconds(follow_since, v->now) < REJOIN_FOLLOW_GRACE_MS)
