@@ -158,8 +158,33 @@ rk_switchover(PG_FUNCTION_ARGS)
 {
 	char	   *target = PG_ARGISNULL(0) ? NULL : text_to_cstring(PG_GETARG_TEXT_PP(0));
 
+	char	   *result;
+
 	rk_require_superuser("rk_switchover");
-	PG_RETURN_TEXT_P(cstring_to_text(request_failover("rk_switchover", target, true, false, true)));
+
+	/*
+	 * Called on the primary, this session would be cut off by the old
+	 * primary's own restart as a standby before the answer arrives: the
+	 * worker waits for it to return (rejoin.c).
+	 */
+	LWLockAcquire(rk_shared->lock, LW_EXCLUSIVE);
+	rk_shared->switchover_caller = MyProcPid;
+	LWLockRelease(rk_shared->lock);
+	PG_TRY();
+	{
+		result = request_failover("rk_switchover", target, true, false, true);
+	}
+	PG_FINALLY();
+	{
+		LWLockAcquire(rk_shared->lock, LW_EXCLUSIVE);
+		if (rk_shared->switchover_caller == MyProcPid)
+			rk_shared->switchover_caller = 0;
+		if (rk_shared->worker_latch)
+			SetLatch(rk_shared->worker_latch);
+		LWLockRelease(rk_shared->lock);
+	}
+	PG_END_TRY();
+	PG_RETURN_TEXT_P(cstring_to_text(result));
 }
 
 /*

@@ -158,6 +158,7 @@ typedef struct RkShared
 	bool		request_dry_run;
 	bool		request_planned;	/* rk_switchover: only with a healthy primary */
 	bool		rejoin_requested;	/* rk_rejoin() or a switchover's fence */
+	pid_t		switchover_caller; /* a backend here waiting for rk_switchover() */
 	bool		result_ok;
 	char		result[1024];
 } RkShared;

@@ -200,6 +200,26 @@ start_rewind(RkView *v, int p)
 		ereport(WARNING, (errmsg("could not ask the postmaster to shut down: %m")));
 }
 
+/* Is a session here still waiting for the answer of its rk_switchover()? (at most 60 s) */
+static bool
+switchover_caller_waiting(void)
+{
+	static TimestampTz waiting_since = 0;
+	pid_t		pid;
+
+	LWLockAcquire(rk_shared->lock, LW_SHARED);
+	pid = rk_shared->switchover_caller;
+	LWLockRelease(rk_shared->lock);
+	if (pid == 0 || kill(pid, 0) != 0)
+	{
+		waiting_since = 0;
+		return false;
+	}
+	if (waiting_since == 0)
+		waiting_since = GetCurrentTimestamp();
+	return TimestampDifferenceMilliseconds(waiting_since, GetCurrentTimestamp()) < 60 * 1000;
+}
+
 static bool
 may_rejoin(void)
 {
@@ -227,6 +247,12 @@ rk_act_rejoin(RkView *v)
 	{
 		readiness("fenced: %s is the primary of term " UINT64_FORMAT "; replication_kit.auto_rejoin is off: run SELECT rk_rejoin() to rejoin as its standby",
 				  v->peers[p].name, v->st.term);
+		return RK_NUM_EVENTS;
+	}
+	if (switchover_caller_waiting())
+	{
+		readiness("fenced: rejoining as a standby of %s once the rk_switchover() call here returns",
+				  v->peers[p].name);
 		return RK_NUM_EVENTS;
 	}
 	start_rewind(v, p);
