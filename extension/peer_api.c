@@ -393,10 +393,18 @@ request_local_failover(bool force, bool dry_run, bool planned, char **result)
 	TimestampTz deadline = TimestampTzPlusMilliseconds(GetCurrentTimestamp(), 120 * 1000);
 
 	LWLockAcquire(rk_shared->lock, LW_EXCLUSIVE);
-	if (rk_shared->worker_latch == NULL)
+	if (!RecoveryInProgress())
 	{
 		LWLockRelease(rk_shared->lock);
-		*result = pstrdup("the replication_kit worker of this node is not running");
+		*result = psprintf("%s is already the primary", rk_shared->state.node_name);
+		return false;
+	}
+	if (rk_shared->worker_latch == NULL || !rk_shared->registry_seen)
+	{
+		LWLockRelease(rk_shared->lock);
+		*result = psprintf("the replication_kit worker of this node %s",
+						   rk_shared->worker_latch == NULL ? "is not running"
+						   : "has not read the registry: is the extension created in replication_kit.database?");
 		return false;
 	}
 	seq = ++rk_shared->request_seq;

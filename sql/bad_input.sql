@@ -191,7 +191,10 @@ SET ROLE alice;
 SELECT rk_add_standby('pgthird', '127.0.0.1', 35432);
 SELECT rk_set_sync('FIRST', 0);
 SELECT * FROM rk_status();
-SELECT * FROM rk_peer_state();
+SELECT * FROM rk_peer_state('pgslave', 1, false);
+SELECT rk_failover();
+SELECT rk_switchover('pgslave');
+SELECT rk_rejoin();
 RESET ROLE;
 GRANT EXECUTE ON FUNCTION rk_add_standby(text, text, integer, boolean, text),
                           rk_allow_replication(text, text, text, boolean),
@@ -206,6 +209,33 @@ REVOKE EXECUTE ON FUNCTION rk_add_standby(text, text, integer, boolean, text),
                            rk_local_node() FROM alice;
 DROP ROLE alice;
 SELECT set_config('rk.before', fingerprint(), false) IS NOT NULL AS saved;
+
+-- Failover, switchover and rejoin: unknown or invalid targets, the wrong role.
+SELECT rk_failover('nosuchnode');
+SELECT unchanged();
+SELECT rk_failover(E'pg\nslave');
+SELECT unchanged();
+SELECT rk_switchover('nosuchnode');
+SELECT unchanged();
+SELECT rk_failover('pgmaster');
+SELECT unchanged();
+SELECT rk_failover('pgmaster', dry_run => true);
+SELECT unchanged();
+SELECT rk_rejoin();
+SELECT unchanged();
+-- No standby runs here, so there is none to pick.
+SELECT rk_failover();
+SELECT unchanged();
+SELECT rk_switchover();
+SELECT unchanged();
+
+-- The node-to-node functions check what they are given, and a primary
+-- never gives a vote.
+SELECT * FROM rk_request_vote('pgslave', 100, 1, '0/0', 'bogus');
+SELECT granted, reason FROM rk_request_vote('pgslave', 100, 1, '0/0', 'auto');
+SELECT * FROM rk_request_vote(NULL, 100, 1, '0/0', 'auto');
+SELECT l.term, p.voted_for FROM rk_local_node() l, rk_peer_state('pgslave', 1, false) p;
+SELECT unchanged();
 
 -- The same nodes are registered as after the setup test.
 SELECT node_name, role, sync FROM rk_nodes ORDER BY node_id;

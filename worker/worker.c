@@ -478,6 +478,7 @@ worker_round(RkState state)
 		CommitTransactionCommand();
 		LWLockAcquire(rk_shared->lock, LW_EXCLUSIVE);
 		strlcpy(rk_shared->worker_state, "waiting for CREATE EXTENSION", sizeof(rk_shared->worker_state));
+		rk_shared->registry_seen = false;
 		LWLockRelease(rk_shared->lock);
 		return RK_STATE_IDLE;
 	}
