@@ -11,7 +11,9 @@
  *			primary rejoins as its standby; no acknowledged commit lost;
  *		rk_rejoin()
  *			on a fenced old primary, when replication_kit.auto_rejoin is
- *			off: rewind and restart it as a standby of the new primary.
+ *			off: rewind and restart it as a standby of the new primary;
+ *		rk_conninfo(purpose, dbname, user_name)
+ *			the multi-host connection string applications use.
  *
  * The elections run in the target's worker (worker/election.c); these
  * functions pick the target and carry the request there.
@@ -23,6 +25,8 @@
 #include "catalog/pg_type.h"
 #include "fmgr.h"
 #include "miscadmin.h"
+#include "commands/dbcommands.h"
+#include "lib/stringinfo.h"
 #include "utils/builtins.h"
 
 #include "replication_kit.h"
@@ -31,6 +35,7 @@
 PG_FUNCTION_INFO_V1(rk_failover);
 PG_FUNCTION_INFO_V1(rk_switchover);
 PG_FUNCTION_INFO_V1(rk_rejoin);
+PG_FUNCTION_INFO_V1(rk_conninfo);
 
 /*
  * The standby with the most WAL as this node's worker last saw them (this
@@ -224,4 +229,56 @@ rk_rejoin(PG_FUNCTION_ARGS)
 	PG_RETURN_TEXT_P(cstring_to_text(psprintf("rejoining: this node will %s as a standby of %s",
 											  RecoveryInProgress() ? "rewind if needed and restart" : "shut down, rewind and restart",
 											  primary[0] ? primary : "the new primary")));
+}
+
+/*
+ * rk_conninfo(purpose, dbname, user_name): the libpq multi-host string an
+ * application uses, built from the registry.  'write' lists the primary
+ * first and asks for a read-write session; 'read' lists the standbys first
+ * and prefers a standby.  Both carry a connect timeout and keepalives, so
+ * that a dead or hung host is passed by quickly: after a failover the
+ * application finds the new primary with no change and no restart.
+ */
+Datum
+rk_conninfo(PG_FUNCTION_ARGS)
+{
+	char	   *purpose = PG_ARGISNULL(0) ? NULL : text_to_cstring(PG_GETARG_TEXT_PP(0));
+	char	   *dbname = PG_ARGISNULL(1) ? get_database_name(MyDatabaseId) : text_to_cstring(PG_GETARG_TEXT_PP(1));
+	char	   *user = PG_ARGISNULL(2) ? NULL : text_to_cstring(PG_GETARG_TEXT_PP(2));
+	bool		write;
+	char	   *hosts;
+	char	   *ports;
+	StringInfoData buf;
+
+	rk_require_superuser("rk_conninfo");
+	if (purpose == NULL || (strcmp(purpose, "write") != 0 && strcmp(purpose, "read") != 0))
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("invalid purpose \"%s\"", purpose ? purpose : "NULL"),
+				 errdetail("The purpose is 'write' (the primary) or 'read' (standbys first).")));
+	write = strcmp(purpose, "write") == 0;
+	if (dbname[0] == '\0' || strpbrk(dbname, " '\\\n\r=") != NULL ||
+		(user != NULL && (user[0] == '\0' || strpbrk(user, " '\\\n\r=") != NULL)))
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("invalid database or user name for a connection string"),
+				 errdetail("Names with spaces, quotes, backslashes or '=' are not accepted here.")));
+
+	hosts = rk_query_value(psprintf("SELECT string_agg(host, ',' ORDER BY (role = 'primary') %s, node_id) FROM %s",
+									write ? "DESC" : "ASC", rk_table("rk_nodes")), 0, NULL, NULL);
+	ports = rk_query_value(psprintf("SELECT string_agg(port::text, ',' ORDER BY (role = 'primary') %s, node_id) FROM %s",
+									write ? "DESC" : "ASC", rk_table("rk_nodes")), 0, NULL, NULL);
+	if (hosts == NULL)
+		ereport(ERROR,
+				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+				 errmsg("no node is registered"),
+				 errhint("Run rk_setup_primary() first.")));
+
+	initStringInfo(&buf);
+	appendStringInfo(&buf, "host=%s port=%s dbname=%s", hosts, ports, dbname);
+	if (user)
+		appendStringInfo(&buf, " user=%s", user);
+	appendStringInfo(&buf, " target_session_attrs=%s connect_timeout=2 keepalives=1 keepalives_idle=5 keepalives_interval=2 keepalives_count=2",
+					 write ? "read-write" : "prefer-standby");
+	PG_RETURN_TEXT_P(cstring_to_text(buf.data));
 }

@@ -150,6 +150,12 @@ RETURNS text
 AS 'MODULE_PATHNAME', 'rk_switchover'
 LANGUAGE C VOLATILE;
 
+CREATE FUNCTION @extschema@.rk_conninfo(
+    purpose text DEFAULT 'write', dbname text DEFAULT NULL, user_name text DEFAULT NULL)
+RETURNS text
+AS 'MODULE_PATHNAME', 'rk_conninfo'
+LANGUAGE C VOLATILE;
+
 CREATE FUNCTION @extschema@.rk_rejoin()
 RETURNS text
 AS 'MODULE_PATHNAME', 'rk_rejoin'
@@ -245,5 +251,6 @@ REVOKE ALL ON FUNCTION
     @extschema@.rk_failover(text, boolean, boolean),
     @extschema@.rk_switchover(text),
     @extschema@.rk_rejoin(),
+    @extschema@.rk_conninfo(text, text, text),
     @extschema@.rk_status()
 FROM PUBLIC;

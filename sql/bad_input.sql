@@ -229,6 +229,12 @@ SELECT unchanged();
 SELECT rk_switchover();
 SELECT unchanged();
 
+-- Connection strings: only 'write' or 'read', names that fit a connection string.
+SELECT rk_conninfo('both');
+SELECT rk_conninfo(NULL);
+SELECT rk_conninfo('write', 'my db');
+SELECT rk_conninfo('write', 'db', E'x\nhost=evil');
+
 -- The node-to-node functions check what they are given, and a primary
 -- never gives a vote.
 SELECT * FROM rk_request_vote('pgslave', 100, 1, '0/0', 'bogus');

@@ -73,5 +73,9 @@ SELECT count(*) AS lines_for_10_1 FROM pg_hba_file_rules WHERE address = '10.1.0
 -- Every event was recorded, none with a secret in it.
 SELECT kind, node_name, detail FROM rk_events ORDER BY event_id;
 
+-- What applications connect with.
+SELECT rk_conninfo('write');
+SELECT rk_conninfo('read', 'social', 'app');
+
 -- The worker runs and can be seen.
 SELECT backend_type FROM pg_stat_activity WHERE backend_type = 'replication_kit worker';
