@@ -59,6 +59,12 @@ ok(!$ok, 'the old primary refuses commits');
 is($new->safe_psql('postgres', 'SHOW synchronous_standby_names'), 'FIRST 1 (pgmaster, pgslave)',
 	'the stored policy on the new primary');
 is($new->safe_psql('postgres', 'SELECT term FROM rk_cluster'), '2', 'term 2');
+# The fenced old primary comes back as pgasyncslave's standby by itself.
+$primary->poll_query_until('postgres',
+	"SELECT status = 'streaming' AND sender_port = " . $pgasync->port . " FROM pg_stat_wal_receiver")
+  or die 'the old primary does not follow the new one';
+$primary->_update_pid(1);
+pass('the old primary streams from pgasyncslave');
 like($new->safe_psql('postgres', "SELECT string_agg(kind, ',' ORDER BY event_id) FROM rk_events WHERE term >= 1"),
 	qr/manual_failover.*election.*promote.*take_over/, 'the manual failover is in rk_events');
 
