@@ -74,6 +74,11 @@ choose_target(void)
 	return best;
 }
 
+static bool remote_failover(const char *self, const char *target, bool force, bool dry_run,
+							bool planned, char **result);
+static bool remote_failover_call(const char *self, const char *target, bool force, bool dry_run,
+								 bool planned, char **result);
+
 /* Carry a failover request to `target` (this node or another) and return its answer. */
 static char *
 request_failover(const char *funcname, char *target, bool force, bool dry_run, bool planned)
@@ -102,6 +107,58 @@ request_failover(const char *funcname, char *target, bool force, bool dry_run, b
 	if (self != NULL && strcmp(target, self) == 0)
 		ok = rk_local_failover(force, dry_run, planned, &result);
 	else
+		ok = remote_failover(self, target, force, dry_run, planned, &result);
+
+	if (!ok)
+		ereport(ERROR,
+				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+				 errmsg("%s to \"%s\" refused", planned ? "switchover" : "failover", target),
+				 errdetail("%s", result)));
+	if (strstr(result, "WARNING:") != NULL)
+		ereport(WARNING,
+				(errmsg("forced failover to \"%s\" may have lost acknowledged commits", target),
+				 errdetail("%s", result)));
+	return result;
+}
+
+/*
+ * Carry the request to another node's worker, as the replication role.
+ * Called on the primary, this session would be cut off by the old
+ * primary's own restart as a standby before the answer arrives: the worker
+ * waits while it is marked here (rejoin.c).
+ */
+static bool
+remote_failover(const char *self, const char *target, bool force, bool dry_run, bool planned,
+				char **result)
+{
+	bool		ok;
+
+	LWLockAcquire(rk_shared->lock, LW_EXCLUSIVE);
+	rk_shared->switchover_caller = MyProcPid;
+	LWLockRelease(rk_shared->lock);
+	PG_TRY();
+	{
+		ok = remote_failover_call(self, target, force, dry_run, planned, result);
+	}
+	PG_FINALLY();
+	{
+		LWLockAcquire(rk_shared->lock, LW_EXCLUSIVE);
+		if (rk_shared->switchover_caller == MyProcPid)
+			rk_shared->switchover_caller = 0;
+		if (rk_shared->worker_latch)
+			SetLatch(rk_shared->worker_latch);
+		LWLockRelease(rk_shared->lock);
+	}
+	PG_END_TRY();
+	return ok;
+}
+
+static bool
+remote_failover_call(const char *self, const char *target, bool force, bool dry_run, bool planned,
+					 char **result)
+{
+	bool		ok;
+
 	{
 		/* Carry the request to the target's worker, as the replication role. */
 		char	   *host = rk_query_value(psprintf("SELECT host FROM %s WHERE node_name = $1", rk_table("rk_nodes")),
@@ -129,20 +186,10 @@ request_failover(const char *funcname, char *target, bool force, bool dry_run, b
 					 errmsg("could not reach node \"%s\"", target),
 					 errdetail("%s", call.error)));
 		ok = strncmp(answer, "ok: ", 4) == 0;
-		result = pstrdup(answer + (ok ? 4 : strncmp(answer, "refused: ", 9) == 0 ? 9 : 0));
+		*result = pstrdup(answer + (ok ? 4 : strncmp(answer, "refused: ", 9) == 0 ? 9 : 0));
 		rk_calls_clear(&call, 1);
 	}
-
-	if (!ok)
-		ereport(ERROR,
-				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
-				 errmsg("%s to \"%s\" refused", planned ? "switchover" : "failover", target),
-				 errdetail("%s", result)));
-	if (strstr(result, "WARNING:") != NULL)
-		ereport(WARNING,
-				(errmsg("forced failover to \"%s\" may have lost acknowledged commits", target),
-				 errdetail("%s", result)));
-	return result;
+	return ok;
 }
 
 /* rk_failover(target, force, dry_run) */
@@ -163,33 +210,8 @@ rk_switchover(PG_FUNCTION_ARGS)
 {
 	char	   *target = PG_ARGISNULL(0) ? NULL : text_to_cstring(PG_GETARG_TEXT_PP(0));
 
-	char	   *result;
-
 	rk_require_superuser("rk_switchover");
-
-	/*
-	 * Called on the primary, this session would be cut off by the old
-	 * primary's own restart as a standby before the answer arrives: the
-	 * worker waits for it to return (rejoin.c).
-	 */
-	LWLockAcquire(rk_shared->lock, LW_EXCLUSIVE);
-	rk_shared->switchover_caller = MyProcPid;
-	LWLockRelease(rk_shared->lock);
-	PG_TRY();
-	{
-		result = request_failover("rk_switchover", target, true, false, true);
-	}
-	PG_FINALLY();
-	{
-		LWLockAcquire(rk_shared->lock, LW_EXCLUSIVE);
-		if (rk_shared->switchover_caller == MyProcPid)
-			rk_shared->switchover_caller = 0;
-		if (rk_shared->worker_latch)
-			SetLatch(rk_shared->worker_latch);
-		LWLockRelease(rk_shared->lock);
-	}
-	PG_END_TRY();
-	PG_RETURN_TEXT_P(cstring_to_text(result));
+	PG_RETURN_TEXT_P(cstring_to_text(request_failover("rk_switchover", target, true, false, true)));
 }
 
 /*

@@ -33,6 +33,10 @@
 #include "access/htup_details.h"
 #include "access/xact.h"
 #include "access/xlog.h"
+#include "catalog/pg_type.h"
+#include "executor/spi.h"
+#include "libpq/libpq-be.h"
+#include "replication/walsender.h"
 #include "fmgr.h"
 #include "funcapi.h"
 #include "miscadmin.h"
@@ -319,6 +323,30 @@ rk_request_vote(PG_FUNCTION_ARGS)
 	PG_RETURN_DATUM(HeapTupleGetDatum(heap_form_tuple(tupdesc, values, nulls)));
 }
 
+static void
+cut_other_walsenders(const char *keep)
+{
+	Oid			types[1] = {TEXTOID};
+	Datum		vals[1] = {CStringGetTextDatum(keep)};
+
+	for (int attempt = 0; attempt < 100; attempt++)
+	{
+		int			ret;
+
+		SPI_connect();
+		ret = SPI_execute_with_args("SELECT pg_catalog.pg_terminate_backend(pid) FROM pg_catalog.pg_stat_replication "
+									"WHERE application_name IS DISTINCT FROM $1",
+									1, types, vals, NULL, false, 0);
+		SPI_finish();
+		if (ret == SPI_OK_SELECT && SPI_processed == 0)
+			return;
+		pg_usleep(20 * 1000L);
+		CHECK_FOR_INTERRUPTS();
+	}
+	ereport(WARNING,
+			(errmsg(RK_LOG_PREFIX "WAL senders of other standbys are still running after 2 s")));
+}
+
 /*
  * rk_peer_fence(caller, term): this node stops acknowledging commits now,
  * and learns that `caller` takes over in `term`.  Returns how far its WAL
@@ -355,7 +383,10 @@ rk_peer_fence(PG_FUNCTION_ARGS)
 				 errmsg("term " UINT64_FORMAT " is older than this node's term " UINT64_FORMAT, term, st.term)));
 	}
 	if (was_primary)
+	{
 		pg_atomic_write_u32(&rk_shared->fenced, 1);
+		strlcpy(rk_shared->fence_target, caller, NAMEDATALEN);
+	}
 	/* A switchover turns the old primary into a standby whatever auto_rejoin says. */
 	if (was_primary && planned)
 		rk_shared->rejoin_requested = true;
@@ -366,11 +397,16 @@ rk_peer_fence(PG_FUNCTION_ARGS)
 	LWLockRelease(rk_shared->lock);
 
 	/*
-	 * Commits that passed the guard before the flag was set may still be
-	 * writing their commit record: the flush position is read after them.
+	 * No other standby may get WAL the caller will not have when it is
+	 * promoted: a fenced primary still writes some (the aborts of refused
+	 * commits).  Disconnect every WAL sender but the caller's (new ones are
+	 * refused by rk_replication_gate), and only then read how far the WAL
+	 * goes: nobody else has more, and the caller waits until it has that.
+	 * Commits that passed the guard before the flag was set are done
+	 * writing by then too.
 	 */
 	if (was_primary)
-		pg_usleep(10 * 1000L);
+		cut_other_walsenders(caller);
 
 	ereport(LOG,
 			(errmsg(RK_LOG_PREFIX "fenced by %s for term " UINT64_FORMAT, caller, term),
@@ -502,4 +538,30 @@ rk_commit_guard(XactEvent event, void *arg)
 				 errmsg("cannot commit: this primary has not heard from a majority of the cluster"),
 				 errdetail("A primary commits only while a majority of the registered nodes answers it (replication_kit.fence_timeout); another node may be promoted."),
 				 errhint("Check rk_status(); reconnect with target_session_attrs=read-write to reach the current primary.")));
+}
+
+/*
+ * ClientAuthentication_hook: a fenced primary lets no standby but the one
+ * it is handing over to start streaming from it.
+ */
+void
+rk_replication_gate(void *p, int status)
+{
+	Port	   *port = (Port *) p;
+	char		target[NAMEDATALEN];
+
+	if (status != STATUS_OK || !am_walsender || rk_shared == NULL ||
+		pg_atomic_read_u32(&rk_shared->fenced) == 0)
+		return;
+	LWLockAcquire(rk_shared->lock, LW_SHARED);
+	strlcpy(target, rk_shared->fence_target, NAMEDATALEN);
+	LWLockRelease(rk_shared->lock);
+	if (target[0] != '\0' && port->application_name != NULL &&
+		strcmp(port->application_name, target) == 0)
+		return;
+	ereport(FATAL,
+			(errcode(ERRCODE_CANNOT_CONNECT_NOW),
+			 errmsg("this node is fenced and no longer the primary"),
+			 errdetail("Another node is taking over; standbys must stream from it."),
+			 errhint("The replication_kit worker re-points this standby by itself.")));
 }

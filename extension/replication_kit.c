@@ -18,6 +18,7 @@
 #include <signal.h>
 
 #include "access/xact.h"
+#include "libpq/auth.h"
 #include "fmgr.h"
 #include "miscadmin.h"
 #include "storage/ipc.h"
@@ -48,7 +49,10 @@ static shmem_startup_hook_type prev_shmem_startup_hook = NULL;
 static shmem_request_hook_type prev_shmem_request_hook = NULL;
 #endif
 
+static ClientAuthentication_hook_type prev_client_auth_hook = NULL;
+
 void		_PG_init(void);
+static void rk_client_auth(Port *port, int status);
 static void rk_define_settings(void);
 static void rk_shmem_request(void);
 static void rk_shmem_startup(void);
@@ -77,6 +81,10 @@ _PG_init(void)
 
 	/* Every backend inherits this: no commit on a primary without its lease. */
 	RegisterXactCallback(rk_commit_guard, NULL);
+
+	/* And no standby streams from a fenced primary but the one taking over. */
+	prev_client_auth_hook = ClientAuthentication_hook;
+	ClientAuthentication_hook = rk_client_auth;
 
 	rk_register_worker();
 
@@ -189,6 +197,14 @@ rk_shmem_startup(void)
 			pg_atomic_write_u32(&rk_shared->guard_enforced, 1);
 	}
 	LWLockRelease(AddinShmemInitLock);
+}
+
+static void
+rk_client_auth(Port *port, int status)
+{
+	if (prev_client_auth_hook)
+		prev_client_auth_hook(port, status);
+	rk_replication_gate(port, status);
 }
 
 /*

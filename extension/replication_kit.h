@@ -151,6 +151,13 @@ typedef struct RkShared
 	pg_atomic_uint64 lease_until;	/* TimestampTz */
 	pg_atomic_uint32 fenced;
 
+	/*
+	 * While fenced for a forced failover or a switchover, only this standby
+	 * (the one being promoted) may still stream from here: any other would
+	 * receive WAL the new primary never had.
+	 */
+	char		fence_target[NAMEDATALEN];
+
 	/* A manual failover asked of this node's worker by a backend. */
 	uint32		request_seq;
 	uint32		done_seq;
@@ -158,7 +165,7 @@ typedef struct RkShared
 	bool		request_dry_run;
 	bool		request_planned;	/* rk_switchover: only with a healthy primary */
 	bool		rejoin_requested;	/* rk_rejoin() or a switchover's fence */
-	pid_t		switchover_caller; /* a backend here waiting for rk_switchover() */
+	pid_t		switchover_caller; /* a backend here waiting for rk_switchover() or rk_failover() */
 	bool		result_ok;
 	char		result[1024];
 } RkShared;
@@ -235,6 +242,7 @@ extern bool rk_walreceiver_hears_primary(int window_ms);
 extern int	rk_effective_fence_ms(void);
 extern XLogRecPtr rk_local_lsn(void);
 extern void rk_commit_guard(XactEvent event, void *arg);
+extern void rk_replication_gate(void *port, int status);
 extern bool rk_local_failover(bool force, bool dry_run, bool planned, char **result);
 extern bool rk_guard_bypass;
 

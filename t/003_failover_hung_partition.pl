@@ -90,7 +90,7 @@ $other->poll_query_until('postgres',
   or die;
 pass('the other standby follows the new primary');
 # The old primary turns into a standby of the new one by itself (more in 006).
-$primary->poll_query_until('postgres',
+poll_ok($primary, 
 	"SELECT status = 'streaming' AND sender_port = " . $new->port . " FROM pg_stat_wal_receiver")
   or die 'the old primary does not follow the new one';
 $primary->_update_pid(1);

@@ -60,7 +60,7 @@ is($new->safe_psql('postgres', 'SHOW synchronous_standby_names'), 'FIRST 1 (pgma
 	'the stored policy on the new primary');
 is($new->safe_psql('postgres', 'SELECT term FROM rk_cluster'), '2', 'term 2');
 # The fenced old primary comes back as pgasyncslave's standby by itself.
-$primary->poll_query_until('postgres',
+poll_ok($primary, 
 	"SELECT status = 'streaming' AND sender_port = " . $pgasync->port . " FROM pg_stat_wal_receiver")
   or die 'the old primary does not follow the new one';
 $primary->_update_pid(1);

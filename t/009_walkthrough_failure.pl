@@ -68,7 +68,7 @@ pass('step 23: pgasyncslave streams from pgslave');
 # Step 24: pgmaster comes back as a standby when started.
 $pgmaster->start;
 is($pgmaster->safe_psql('postgres', 'SELECT pg_is_in_recovery()'), 't', 'step 24: pgmaster starts as a standby');
-$pgmaster->poll_query_until('postgres',
+poll_ok($pgmaster, 
 	"SELECT status = 'streaming' AND sender_port = " . $pgslave->port . " FROM pg_stat_wal_receiver") or die;
 pass('step 24: pgmaster streams from pgslave');
 $pgmaster->_update_pid(1);
@@ -76,7 +76,7 @@ $pgmaster->_update_pid(1);
 # Steps 25-27: nothing reconfigured; the same strings work.
 ($ok, my $id2) = app($write, "INSERT INTO users (first_name, second_name) VALUES ('Olga', 'Smirnova') RETURNING id");
 ok($ok, "step 27: registering works again through the same connection string (user $id2)");
-$pgmaster->poll_query_until('postgres', "SELECT count(*) = 1 FROM users WHERE id = $id2") or die;
+poll_ok($pgmaster, "SELECT count(*) = 1 FROM users WHERE id = $id2") or die;
 ($rok, $name) = app($read, "SELECT first_name FROM users WHERE id = $id2");
 is($name, 'Olga', 'step 27: and reading it back by id');
 wait_for_sync_state($pgslave, pgmaster => 'quorum', pgasyncslave => 'quorum');

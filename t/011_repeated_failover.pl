@@ -47,7 +47,7 @@ for my $round (1 .. 5)
 
 	# The dead node is started again, and comes back as a standby by itself.
 	$current->start;
-	$current->poll_query_until('postgres',
+	poll_ok($current, 
 		"SELECT status = 'streaming' AND sender_port = " . $new->port . " FROM pg_stat_wal_receiver")
 	  or die "round $round: the old primary does not rejoin";
 	$current->_update_pid(1);

@@ -17,7 +17,7 @@ use Exporter 'import';
 our @EXPORT = qw(new_kit_node setup_primary clone_standby build_cluster
   kit_settings wait_for_sync_state status_of wait_until psql_ok
   write_connstr start_writer stop_writer acked_missing wait_for_primary
-  freeze_node thaw_node node_pids reclone kill9 $REPL_PASSWORD);
+  freeze_node thaw_node node_pids reclone kill9 poll_ok $REPL_PASSWORD);
 
 our $REPL_PASSWORD = 'rk-secret-pw';
 
@@ -157,6 +157,16 @@ sub acked_missing
 	return grep { !$have{$_} } @ids;
 }
 
+# poll_query_until for a node the kit may be restarting under our feet.
+sub poll_ok
+{
+	my ($node, $sql, $timeout) = @_;
+	return defined wait_until(sub {
+		my ($ok, $out) = psql_ok($node, $sql);
+		$ok && $out eq 't';
+	}, $timeout // 120);
+}
+
 # Wait until exactly one of the nodes is a primary; returns it.
 sub wait_for_primary
 {
@@ -278,6 +288,31 @@ sub psql_ok
 	};
 	return (0, '', $@ || 'psql failed') unless defined $ret;
 	return ($ret == 0, $stdout // '', $stderr // '');
+}
+
+# At exit, stop every node whatever happened to it: the kit restarts old
+# primaries by itself (new postmaster PIDs), and a test that died in the
+# middle must not leave servers behind for the next one.
+END
+{
+	my $exit = $?;
+	for my $node (@PostgreSQL::Test::Cluster::all_nodes)
+	{
+		my $pidfile = $node->data_dir . '/postmaster.pid';
+		if (open my $f, '<', $pidfile)
+		{
+			my $pid = <$f>;
+			close $f;
+			chomp $pid;
+			if ($pid && kill(0, $pid))
+			{
+				system('pg_ctl', '-D', $node->data_dir, '-m', 'immediate', 'stop');
+				wait_until(sub { kill(0, $pid) == 0 }, 10);
+			}
+		}
+		$node->{_pid} = undef;
+	}
+	$? = $exit;
 }
 
 1;

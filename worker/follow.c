@@ -252,6 +252,16 @@ rk_create_peer_slots(RkView *v)
 		if (v->peers[i].is_self)
 			continue;
 		vals[0] = CStringGetTextDatum(v->peers[i].name);
+
+		/*
+		 * Still registered?  On the primary, lock the row: an
+		 * rk_remove_standby() in flight drops the slot before it commits,
+		 * and must not see it come back.
+		 */
+		if (SPI_execute_with_args(psprintf("SELECT 1 FROM %s WHERE node_name = $1%s", rk_table("rk_nodes"),
+										   RecoveryInProgress() ? "" : " FOR SHARE"),
+								  1, types, vals, NULL, false, 1) != SPI_OK_SELECT || SPI_processed == 0)
+			continue;
 		if (SPI_execute_with_args("SELECT coalesce(wal_status, '') = 'lost' AND NOT active "
 								  "FROM pg_catalog.pg_replication_slots WHERE slot_name = $1",
 								  1, types, vals, NULL, true, 1) != SPI_OK_SELECT)
@@ -284,9 +294,11 @@ rk_create_peer_slots(RkView *v)
 }
 
 /*
- * A fenced primary also looks read-only to new sessions, so that clients
+ * A deposed primary also looks read-only to new sessions, so that clients
  * with target_session_attrs=read-write pass it by and find the new primary.
- * (The commit guard, not this, is what stops commits.)
+ * (The commit guard, not this, is what stops commits.)  A primary that only
+ * lost its lease does not: there may be no other primary to go to, and the
+ * kit's own functions must keep working there.
  */
 static void
 set_read_only(bool on)
@@ -349,8 +361,11 @@ rk_act_fence(RkView *v)
 {
 	pg_atomic_write_u32(&rk_shared->guard_enforced, 1);
 	if (v->deposed)
+	{
+		/* Another node is the primary: clients must stop coming here. */
 		pg_atomic_write_u32(&rk_shared->fenced, 1);
-	set_read_only(true);
+		set_read_only(true);
+	}
 	LWLockAcquire(rk_shared->lock, LW_EXCLUSIVE);
 	snprintf(rk_shared->readiness, RK_REASON_LEN, "fenced: %s",
 			 v->why[0] ? v->why : "no majority");

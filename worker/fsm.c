@@ -81,6 +81,12 @@ static const RkTransition transitions[] = {
 	{RK_STATE_PRIMARY_LOST, RK_EV_PRIMARY_SILENT, RK_STATE_SUSPECTING, rk_act_none,
 	NULL},
 
+	/* A standby that received WAL the new primary never had must be rewound. */
+	{RK_STATE_FOLLOWING, RK_EV_DIVERGED, RK_STATE_FOLLOWING, rk_act_rejoin_diverged,
+	NULL},
+	{RK_STATE_SUSPECTING, RK_EV_DIVERGED, RK_STATE_SUSPECTING, rk_act_rejoin_diverged,
+	NULL},
+
 	/* Another node is the primary now (a failover elsewhere): follow it. */
 	{RK_STATE_FOLLOWING, RK_EV_NEW_PRIMARY, RK_STATE_FOLLOWING, rk_act_follow,
 	"another node is the primary: re-point primary_conninfo to it"},
@@ -118,7 +124,7 @@ static const char *const state_names[] = {
 static const char *const event_names[] = {
 	"not_registered", "is_primary", "is_standby", "majority_ok", "majority_lost",
 	"deposed", "primary_seen", "primary_silent", "primary_dead", "new_primary",
-	"election_won", "manual_failover", "rejoin_pending"
+	"election_won", "manual_failover", "rejoin_pending", "diverged"
 };
 
 StaticAssertDecl(lengthof(state_names) == RK_NUM_STATES, "state names");

@@ -39,6 +39,7 @@ typedef enum RkEvent
 	RK_EV_ELECTION_WON,			/* this node has the votes: promote */
 	RK_EV_MANUAL_FAILOVER,		/* an operator asked for a failover to this node */
 	RK_EV_REJOIN_PENDING,		/* an old primary, now in recovery: does it follow yet? */
+	RK_EV_DIVERGED,				/* standby: cannot follow the primary's newer timeline */
 	RK_NUM_EVENTS
 } RkEvent;
 
@@ -89,6 +90,7 @@ extern RkEvent rk_act_take_over(RkView *v);
 extern RkEvent rk_act_follow(RkView *v);
 extern RkEvent rk_act_rejoin(RkView *v);
 extern RkEvent rk_act_check_rejoin(RkView *v);
+extern RkEvent rk_act_rejoin_diverged(RkView *v);
 
 /* the event journal: server log now, rk_events once this node is primary */
 extern void rk_journal(RkView *v, const char *kind, const char *node, const char *fmt,...) pg_attribute_printf(4, 5);

@@ -251,11 +251,36 @@ rk_act_rejoin(RkView *v)
 	}
 	if (switchover_caller_waiting())
 	{
-		readiness("fenced: rejoining as a standby of %s once the rk_switchover() call here returns",
+		readiness("fenced: rejoining as a standby of %s once the rk_switchover() or rk_failover() call here returns",
 				  v->peers[p].name);
 		return RK_NUM_EVENTS;
 	}
 	start_rewind(v, p);
+	return RK_NUM_EVENTS;
+}
+
+/*
+ * FOLLOWING --DIVERGED--> REJOINING: a standby that got WAL from the old
+ * primary that the new one never had cannot follow its timeline; rewind it
+ * like an old primary.
+ */
+RkEvent
+rk_act_rejoin_diverged(RkView *v)
+{
+	static bool reported = false;
+
+	if (v->primary_idx < 0)
+		return RK_NUM_EVENTS;
+	if (!reported)
+		rk_journal(v, "diverged", v->self, "%s; this standby must be rewound", v->why);
+	reported = true;
+	if (!may_rejoin())
+	{
+		readiness("cannot follow %s: this standby's WAL diverged from its timeline; replication_kit.auto_rejoin is off: run SELECT rk_rejoin()",
+				  v->peers[v->primary_idx].name);
+		return RK_NUM_EVENTS;
+	}
+	start_rewind(v, v->primary_idx);
 	return RK_NUM_EVENTS;
 }
 

@@ -38,6 +38,7 @@
 #include "storage/latch.h"
 #include "storage/proc.h"
 #include "tcop/tcopprot.h"
+#include "lib/stringinfo.h"
 #include "utils/builtins.h"
 #include "utils/guc.h"
 #include "utils/memutils.h"
@@ -166,19 +167,30 @@ read_registry(RkView *v)
 }
 
 /*
- * The primary marks standbys that stream as joined: from then on they
- * count in majorities.  A standby registered but never cloned must not be
- * able to fence the primary by its absence.
+ * The primary marks standbys as joined once they stream and answer its
+ * probes as standbys: from then on they count in majorities.  A standby
+ * registered but not cloned yet (or whose pg_basebackup is still copying,
+ * which streams under the same name) must not be able to fence the primary
+ * by its absence.
  */
 static void
 mark_joined(RkView *v)
 {
 	int			ret;
+	StringInfoData names;
+
+	initStringInfo(&names);
+	for (int i = 0; i < v->npeers; i++)
+		if (!v->peers[i].is_self && !v->peers[i].joined && v->peers[i].reachable && v->peers[i].in_recovery)
+			appendStringInfo(&names, "%s%s", names.len ? "," : "", quote_literal_cstr(v->peers[i].name));
+	if (names.len == 0)
+		return;
 
 	SPI_connect();
-	ret = SPI_execute(psprintf("UPDATE %s SET joined_at = now() WHERE joined_at IS NULL AND node_name IN "
-							   "(SELECT application_name FROM pg_catalog.pg_stat_replication WHERE state = 'streaming') "
-							   "RETURNING node_name", rk_table("rk_nodes")), false, 0);
+	ret = SPI_execute(psprintf("UPDATE %s SET joined_at = now() WHERE joined_at IS NULL AND node_name IN (%s) "
+							   "AND node_name IN (SELECT application_name FROM pg_catalog.pg_stat_replication "
+							   "WHERE state = 'streaming') RETURNING node_name", rk_table("rk_nodes"), names.data),
+					  false, 0);
 	if (ret == SPI_OK_UPDATE_RETURNING)
 	{
 		for (uint64 i = 0; i < SPI_processed; i++)
@@ -353,6 +365,42 @@ standby_event(RkView *v)
 	return RK_EV_PRIMARY_DEAD;
 }
 
+/*
+ * Does this standby fail to follow its primary onto a newer timeline?  It
+ * has contact, streams from it, but neither receives nor replays the
+ * primary's timeline for a while: its WAL went past the fork point (it got
+ * WAL from the old primary that the new one never had).
+ */
+static bool
+diverged(RkView *v)
+{
+	static TimestampTz since = 0;
+	TimeLineID	rcv_tli = 0;
+	TimeLineID	replay_tli;
+	RkPeer	   *p;
+
+	if (v->primary_idx < 0 || v->primary_idx != v->upstream_idx)
+	{
+		since = 0;
+		return false;
+	}
+	p = &v->peers[v->primary_idx];
+	(void) GetWalRcvFlushRecPtr(NULL, &rcv_tli);
+	(void) GetXLogReplayRecPtr(&replay_tli);
+	if (!p->reachable || p->timeline <= Max(rcv_tli, replay_tli))
+	{
+		since = 0;
+		return false;
+	}
+	if (since == 0)
+		since = v->now;
+	if (TimestampDifferenceMilliseconds(since, v->now) < 8000)
+		return false;
+	snprintf(v->why, sizeof(v->why), "%s is on timeline %u, this node stays on %u",
+			 p->name, p->timeline, Max(rcv_tli, replay_tli));
+	return true;
+}
+
 /* A primary's round: who still answers us as their primary? */
 static RkEvent
 primary_event(RkView *v)
@@ -509,13 +557,16 @@ worker_round(RkState state)
 	{
 		if (!v->in_recovery)
 		{
-			mark_joined(v);
 			record_members(v);
 			if (state == RK_STATE_PRIMARY)
 				rk_create_peer_slots(v);
 		}
 		probe_peers(v);
+		if (!v->in_recovery)
+			mark_joined(v);
 		event = v->in_recovery ? standby_event(v) : primary_event(v);
+		if (v->in_recovery && event == RK_EV_PRIMARY_SEEN && diverged(v))
+			event = RK_EV_DIVERGED;
 		if (v->in_recovery)
 			record_members(v);
 		rk_handle_manual_request(v, &state);
