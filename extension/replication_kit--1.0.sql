@@ -100,7 +100,7 @@ LANGUAGE C VOLATILE;
 CREATE FUNCTION @extschema@.rk_peer_view(
     OUT node_name text, OUT reachable boolean, OUT last_contact timestamptz,
     OUT in_recovery boolean, OUT timeline integer, OUT lsn pg_lsn, OUT term bigint,
-    OUT error text, OUT is_self boolean)
+    OUT error text, OUT is_self boolean, OUT last_seen_primary timestamptz)
 RETURNS SETOF record
 AS 'MODULE_PATHNAME', 'rk_peer_view'
 LANGUAGE C VOLATILE;
@@ -219,7 +219,7 @@ SELECT n.node_name, n.host, n.port,
        s.active,
        pg_wal_lsn_diff(me.cur_lsn, s.restart_lsn),
        CASE WHEN n.node_name = me.node_name THEN me.term ELSE p.term END,
-       CASE WHEN n.node_name = me.node_name THEN me.last_seen_primary END,
+       CASE WHEN n.node_name = me.node_name THEN me.last_seen_primary ELSE p.last_seen_primary END,
        CASE WHEN n.node_name = me.node_name THEN me.readiness ELSE p.error END
   FROM @extschema@.rk_nodes n
  CROSS JOIN me

@@ -147,8 +147,8 @@ rk_peer_view(PG_FUNCTION_ARGS)
 	for (int i = 0; i < npeers; i++)
 	{
 		RkPeer	   *p = &peers[i];
-		Datum		values[9];
-		bool		nulls[9] = {0};
+		Datum		values[10];
+		bool		nulls[10] = {0};
 		bool		probed = !p->is_self && p->last_attempt != 0;
 
 		values[0] = CStringGetTextDatum(p->name);
@@ -166,6 +166,11 @@ rk_peer_view(PG_FUNCTION_ARGS)
 		values[7] = CStringGetTextDatum(p->error);
 		nulls[7] = p->error[0] == '\0';
 		values[8] = BoolGetDatum(p->is_self);
+		/* When that node last had contact with the primary, as it told us. */
+		values[9] = TimestampTzGetDatum(p->in_recovery
+										? TimestampTzPlusMilliseconds(p->last_ok, -p->silence_ms)
+										: p->last_ok);
+		nulls[9] = nulls[3];
 		tuplestore_putvalues(rsinfo->setResult, rsinfo->setDesc, values, nulls);
 	}
 	return (Datum) 0;
