@@ -68,6 +68,7 @@ typedef struct RkNodeState
 	char		primary_name[NAMEDATALEN];	/* the primary of `term`, if known */
 	int			members;		/* nodes that count in a majority, as last seen */
 	bool		rejoin_pending; /* an old primary started as a standby: check it follows */
+	uint64		rewound_term;	/* the term of this node's last rewind */
 	char		repl_role[NAMEDATALEN]; /* the role peers are reached as */
 
 	/*

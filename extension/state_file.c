@@ -64,6 +64,8 @@ rk_state_read(RkNodeState *state)
 			state->members = atoi(value);
 		else if (strcmp(key, "rejoin_pending") == 0)
 			state->rejoin_pending = strcmp(value, "true") == 0;
+		else if (strcmp(key, "rewound_term") == 0)
+			state->rewound_term = strtoull(value, NULL, 10);
 		else if (strcmp(key, "repl_role") == 0)
 			strlcpy(state->repl_role, value, NAMEDATALEN);
 		else if (strcmp(key, "peer") == 0 && state->npeers < RK_MAX_NODES)
@@ -110,10 +112,11 @@ rk_state_write(const RkNodeState *state)
 			"primary_name = %s\n"
 			"members = %d\n"
 			"rejoin_pending = %s\n"
+			"rewound_term = " UINT64_FORMAT "\n"
 			"repl_role = %s\n",
 			state->node_name, state->term, state->voted_for, state->voted_term,
 			state->role, state->primary_name, state->members,
-			state->rejoin_pending ? "true" : "false", state->repl_role);
+			state->rejoin_pending ? "true" : "false", state->rewound_term, state->repl_role);
 	for (int i = 0; i < state->npeers; i++)
 		fprintf(f, "peer = %s %s %d\n", state->peer_name[i], state->peer_host[i], state->peer_port[i]);
 	if (ferror(f) || fflush(f) != 0 || pg_fsync(fileno(f)) != 0)

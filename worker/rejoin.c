@@ -17,7 +17,8 @@
  *
  * With replication_kit.auto_rejoin off it stays fenced (or a read-only
  * standby that does not stream) until someone runs SELECT rk_rejoin().
- * A rewind runs at most once per term; if the node still cannot follow,
+ * A rewind runs at most once per term (the state file remembers the term
+ * of the last one); if the node still cannot follow,
  * rk_status says so and what to do instead (a fresh clone).
  *
  *-------------------------------------------------------------------------
@@ -179,6 +180,7 @@ start_rewind(RkView *v, int p)
 	st = rk_shared->state;
 	strlcpy(st.role, "standby", sizeof(st.role));
 	st.rejoin_pending = true;
+	st.rewound_term = v->st.term;
 	st.voted_for[0] = '\0';		/* the vote of an old term is no use */
 	rk_state_save_locked(&st);
 	rk_shared->rejoin_requested = false;
@@ -333,10 +335,9 @@ rk_act_check_rejoin(RkView *v)
 		readiness("rejoining: waiting to stream from %s", v->peers[p].name);
 		return RK_NUM_EVENTS;
 	}
-	if (stat("replication_kit.rejoin.log", &sb) == 0 &&
-		TimestampDifferenceMilliseconds(time_t_to_timestamptz(sb.st_mtime), v->now) < 60 * 1000)
+	if (v->st.rewound_term == v->st.term)
 	{
-		/* Rewound a moment ago and still cannot follow: do not loop. */
+		/* Rewound once in this term already and still cannot follow: do not loop. */
 		readiness("rejoined but not streaming from %s: see replication_kit.rejoin.log and the server log",
 				  v->peers[p].name);
 		return RK_NUM_EVENTS;
