@@ -228,7 +228,7 @@ rk_rejoin(PG_FUNCTION_ARGS)
 	rk_require_superuser("rk_rejoin");
 	LWLockAcquire(rk_shared->lock, LW_EXCLUSIVE);
 	fenced = pg_atomic_read_u32(&rk_shared->fenced) != 0;
-	pending = rk_shared->state.rejoin_pending;
+	pending = rk_shared->state.rejoin_pending || rk_shared->diverged;
 	strlcpy(primary, rk_shared->state.primary_name, NAMEDATALEN);
 	if ((!RecoveryInProgress() && fenced) || (RecoveryInProgress() && pending))
 	{

@@ -167,6 +167,7 @@ typedef struct RkShared
 	bool		request_planned;	/* rk_switchover: only with a healthy primary */
 	bool		rejoin_requested;	/* rk_rejoin() or a switchover's fence */
 	pid_t		switchover_caller; /* a backend here waiting for rk_switchover() or rk_failover() */
+	bool		diverged;		/* a standby that cannot follow the new timeline */
 	bool		result_ok;
 	char		result[1024];
 } RkShared;

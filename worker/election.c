@@ -178,23 +178,6 @@ rk_quorum_ready(RkView *v, char *reason, size_t reasonlen)
 	return true;
 }
 
-static void
-set_readiness(const char *fmt,...) pg_attribute_printf(1, 2);
-
-static void
-set_readiness(const char *fmt,...)
-{
-	va_list		ap;
-	char		buf[RK_REASON_LEN];
-
-	va_start(ap, fmt);
-	vsnprintf(buf, sizeof(buf), fmt, ap);
-	va_end(ap);
-	LWLockAcquire(rk_shared->lock, LW_EXCLUSIVE);
-	strlcpy(rk_shared->readiness, buf, RK_REASON_LEN);
-	LWLockRelease(rk_shared->lock);
-}
-
 /* Start a new term with a vote for ourselves, on disk before anyone hears of it. */
 static uint64
 begin_term(RkView *v)
@@ -349,24 +332,24 @@ rk_act_elect(RkView *v)
 
 	if (!rk_auto_failover)
 	{
-		set_readiness("primary lost %ld ms ago; replication_kit.auto_failover is off: run rk_failover()",
+		rk_set_readiness("primary lost %ld ms ago; replication_kit.auto_failover is off: run rk_failover()",
 					  v->silence_ms);
 		return RK_NUM_EVENTS;
 	}
 	best = rk_best_candidate(v, reason, sizeof(reason));
 	if (best < 0)
 	{
-		set_readiness("primary lost: %s", reason);
+		rk_set_readiness("primary lost: %s", reason);
 		return RK_NUM_EVENTS;
 	}
 	if (!rk_quorum_ready(v, reason, sizeof(reason)))
 	{
-		set_readiness("primary lost %ld ms ago; no automatic failover: %s", v->silence_ms, reason);
+		rk_set_readiness("primary lost %ld ms ago; no automatic failover: %s", v->silence_ms, reason);
 		return RK_NUM_EVENTS;
 	}
 	if (best != v->self_idx)
 	{
-		set_readiness("primary lost; waiting for %s, which has the most WAL, to take over",
+		rk_set_readiness("primary lost; waiting for %s, which has the most WAL, to take over",
 					  v->peers[best].name);
 		return RK_NUM_EVENTS;
 	}
@@ -377,7 +360,7 @@ rk_act_elect(RkView *v)
 		strlcpy(v->why, result.data, sizeof(v->why));
 		return RK_EV_ELECTION_WON;
 	}
-	set_readiness("election lost: %s", result.data);
+	rk_set_readiness("election lost: %s", result.data);
 	rk_journal(v, "election_lost", v->self, "%s", result.data);
 	return RK_NUM_EVENTS;
 }
@@ -404,7 +387,7 @@ RkEvent
 rk_act_promote(RkView *v)
 {
 	if (!rk_promote_now(v, won_term, won_how))
-		set_readiness("pg_promote() did not finish within 60 s");
+		rk_set_readiness("pg_promote() did not finish within 60 s");
 
 	/*
 	 * This round's transaction began in recovery and stays read-only: the

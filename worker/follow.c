@@ -99,6 +99,22 @@ rk_journal_flush(void)
 	journal_len = 0;
 }
 
+/*
+ * What rk_status() shows on this node's own row: why an automatic failover
+ * would not happen now, or what this node is waiting for.
+ */
+void
+rk_set_readiness(const char *fmt,...)
+{
+	va_list		ap;
+
+	LWLockAcquire(rk_shared->lock, LW_EXCLUSIVE);
+	va_start(ap, fmt);
+	vsnprintf(rk_shared->readiness, RK_REASON_LEN, fmt, ap);
+	va_end(ap);
+	LWLockRelease(rk_shared->lock);
+}
+
 RkEvent
 rk_act_none(RkView *v)
 {
@@ -366,10 +382,7 @@ rk_act_fence(RkView *v)
 		pg_atomic_write_u32(&rk_shared->fenced, 1);
 		set_read_only(true);
 	}
-	LWLockAcquire(rk_shared->lock, LW_EXCLUSIVE);
-	snprintf(rk_shared->readiness, RK_REASON_LEN, "fenced: %s",
-			 v->why[0] ? v->why : "no majority");
-	LWLockRelease(rk_shared->lock);
+	rk_set_readiness("fenced: %s", v->why[0] ? v->why : "no majority");
 	return v->deposed ? RK_EV_DEPOSED : RK_NUM_EVENTS;
 }
 

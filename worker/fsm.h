@@ -95,6 +95,7 @@ extern RkEvent rk_act_rejoin_diverged(RkView *v);
 /* the event journal: server log now, rk_events once this node is primary */
 extern void rk_journal(RkView *v, const char *kind, const char *node, const char *fmt,...) pg_attribute_printf(4, 5);
 extern void rk_journal_flush(void);
+extern void rk_set_readiness(const char *fmt,...) pg_attribute_printf(1, 2);
 
 /* election.c */
 extern void rk_handle_manual_request(RkView *v, RkState *state);

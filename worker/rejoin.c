@@ -46,21 +46,6 @@ static bool helper_started = false;
 
 #define REJOIN_FOLLOW_GRACE_MS	8000
 
-static void
-readiness(const char *fmt,...) pg_attribute_printf(1, 2);
-
-static void
-readiness(const char *fmt,...)
-{
-	va_list		ap;
-
-	LWLockAcquire(rk_shared->lock, LW_EXCLUSIVE);
-	va_start(ap, fmt);
-	vsnprintf(rk_shared->readiness, RK_REASON_LEN, fmt, ap);
-	va_end(ap);
-	LWLockRelease(rk_shared->lock);
-}
-
 static int
 primary_index(RkView *v)
 {
@@ -188,14 +173,14 @@ start_rewind(RkView *v, int p)
 
 	if (!spawn_helper(source, reclone, error, sizeof(error)))
 	{
-		readiness("rejoin failed: %s", error);
+		rk_set_readiness("rejoin failed: %s", error);
 		rk_journal(v, "rejoin_failed", v->self, "%s", error);
 		return;
 	}
 	helper_started = true;
 	rk_journal(v, "rejoin", v->self, "rewinding from %s and restarting as its standby (term " UINT64_FORMAT ")",
 			   to->name, v->st.term);
-	readiness("rejoining: restarting as a standby of %s", to->name);
+	rk_set_readiness("rejoining: restarting as a standby of %s", to->name);
 
 	/* A fast shutdown; rk_rejoin starts the server again. */
 	if (kill(PostmasterPid, SIGINT) != 0)
@@ -241,19 +226,19 @@ rk_act_rejoin(RkView *v)
 
 	if (p < 0)
 	{
-		readiness("fenced: another node is the primary of term " UINT64_FORMAT "; waiting to learn which",
+		rk_set_readiness("fenced: another node is the primary of term " UINT64_FORMAT "; waiting to learn which",
 				  v->st.term);
 		return RK_NUM_EVENTS;
 	}
 	if (!may_rejoin())
 	{
-		readiness("fenced: %s is the primary of term " UINT64_FORMAT "; replication_kit.auto_rejoin is off: run SELECT rk_rejoin() to rejoin as its standby",
+		rk_set_readiness("fenced: %s is the primary of term " UINT64_FORMAT "; replication_kit.auto_rejoin is off: run SELECT rk_rejoin() to rejoin as its standby",
 				  v->peers[p].name, v->st.term);
 		return RK_NUM_EVENTS;
 	}
 	if (switchover_caller_waiting())
 	{
-		readiness("fenced: rejoining as a standby of %s once the rk_switchover() or rk_failover() call here returns",
+		rk_set_readiness("fenced: rejoining as a standby of %s once the rk_switchover() or rk_failover() call here returns",
 				  v->peers[p].name);
 		return RK_NUM_EVENTS;
 	}
@@ -276,9 +261,12 @@ rk_act_rejoin_diverged(RkView *v)
 	if (!reported)
 		rk_journal(v, "diverged", v->self, "%s; this standby must be rewound", v->why);
 	reported = true;
+	LWLockAcquire(rk_shared->lock, LW_EXCLUSIVE);
+	rk_shared->diverged = true;
+	LWLockRelease(rk_shared->lock);
 	if (!may_rejoin())
 	{
-		readiness("cannot follow %s: this standby's WAL diverged from its timeline; replication_kit.auto_rejoin is off: run SELECT rk_rejoin()",
+		rk_set_readiness("cannot follow %s: this standby's WAL diverged from its timeline; replication_kit.auto_rejoin is off: run SELECT rk_rejoin()",
 				  v->peers[v->primary_idx].name);
 		return RK_NUM_EVENTS;
 	}
@@ -303,7 +291,7 @@ rk_act_check_rejoin(RkView *v)
 		follow_since = v->now;
 	if (p < 0)
 	{
-		readiness("rejoining: waiting to learn the primary");
+		rk_set_readiness("rejoining: waiting to learn the primary");
 		return RK_NUM_EVENTS;
 	}
 	if (v->upstream_idx != p)
@@ -327,24 +315,24 @@ rk_act_check_rejoin(RkView *v)
 		size_t		len;
 		char	   *why = rk_read_whole_file("replication_kit.rejoin_failed", &len);
 
-		readiness("rejoin failed: %s", why ? why : "see replication_kit.rejoin.log");
+		rk_set_readiness("rejoin failed: %s", why ? why : "see replication_kit.rejoin.log");
 		return RK_NUM_EVENTS;
 	}
 	if (TimestampDifferenceMilliseconds(follow_since, v->now) < REJOIN_FOLLOW_GRACE_MS)
 	{
-		readiness("rejoining: waiting to stream from %s", v->peers[p].name);
+		rk_set_readiness("rejoining: waiting to stream from %s", v->peers[p].name);
 		return RK_NUM_EVENTS;
 	}
 	if (v->st.rewound_term == v->st.term)
 	{
 		/* Rewound once in this term already and still cannot follow: do not loop. */
-		readiness("rejoined but not streaming from %s: see replication_kit.rejoin.log and the server log",
+		rk_set_readiness("rejoined but not streaming from %s: see replication_kit.rejoin.log and the server log",
 				  v->peers[p].name);
 		return RK_NUM_EVENTS;
 	}
 	if (!may_rejoin())
 	{
-		readiness("does not follow %s (its WAL diverged?); replication_kit.auto_rejoin is off: run SELECT rk_rejoin()",
+		rk_set_readiness("does not follow %s (its WAL diverged?); replication_kit.auto_rejoin is off: run SELECT rk_rejoin()",
 				  v->peers[p].name);
 		return RK_NUM_EVENTS;
 	}
