@@ -459,7 +459,6 @@ rk_hba_add_lines(RkHbaEdit *edit, const char *role, const char *address,
 	bool		present[2] = {false, false};
 	StringInfoData out;
 	char	   *line;
-	char	   *save = NULL;
 	char	   *copy = pstrdup(content);
 	int			changed = 0;
 	int			last_kit = -1;
@@ -510,7 +509,6 @@ rk_hba_add_lines(RkHbaEdit *edit, const char *role, const char *address,
 		}
 		line = nl ? nl + 1 : NULL;
 	}
-	(void) save;
 
 	if (present[0] && present[1] && changed == 0)
 		return 0;

@@ -274,8 +274,37 @@ call_wait_events(RkCall *c)
  * ends DONE (c->res holds the result, which the caller frees with
  * rk_calls_clear) or FAILED (c->error says why).  Interruptible throughout.
  */
+static void calls_run(RkCall *calls, int ncalls, int timeout_ms);
+
 void
 rk_calls_run(RkCall *calls, int ncalls, int timeout_ms)
+{
+	/*
+	 * An error (a cancel, say) in the middle leaves connections with half
+	 * an exchange on them: drop them, as postgres_fdw does.
+	 */
+	PG_TRY();
+	{
+		calls_run(calls, ncalls, timeout_ms);
+	}
+	PG_CATCH();
+	{
+		for (int i = 0; i < ncalls; i++)
+		{
+			if (calls[i].phase != RK_CALL_DONE && calls[i].phase != RK_CALL_FAILED &&
+				calls[i].phase != RK_CALL_IDLE)
+				drop_conn(&calls[i]);
+			if (calls[i].res)
+				PQclear(calls[i].res);
+			calls[i].res = NULL;
+		}
+		PG_RE_THROW();
+	}
+	PG_END_TRY();
+}
+
+static void
+calls_run(RkCall *calls, int ncalls, int timeout_ms)
 {
 	TimestampTz deadline = TimestampTzPlusMilliseconds(GetCurrentTimestamp(), timeout_ms);
 
