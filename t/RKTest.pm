@@ -298,6 +298,8 @@ END
 	my $exit = $?;
 	for my $node (@PostgreSQL::Test::Cluster::all_nodes)
 	{
+		# A rejoin in flight would start the server again after we stop it.
+		system('pkill', '-f', 'rk_rejoin ' . $node->data_dir);
 		my $pidfile = $node->data_dir . '/postmaster.pid';
 		if (open my $f, '<', $pidfile)
 		{
