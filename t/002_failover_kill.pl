@@ -57,8 +57,7 @@ is(scalar(@missing), 0, scalar(@acked) . ' acknowledged commits, none missing on
 my $other = $new == $pgslave ? $pgasync : $pgslave;
 cmp_ok($new->safe_psql('postgres', "SELECT pg_current_wal_lsn() >= '$lsn_slave'"), 'eq', 't',
 	'the new primary has at least the WAL pgslave had received');
-$other->poll_query_until('postgres',
-	"SELECT status = 'streaming' AND sender_port = " . $new->port . " FROM pg_stat_wal_receiver")
+wait_follows($other, $new)
   or die 'the other standby does not stream from the new primary';
 pass($other->name . ' streams from the new primary ' . $new->name);
 is($new->safe_psql('postgres', 'SHOW synchronous_standby_names'),
@@ -92,8 +91,7 @@ kill 'CONT', $walrcv;
 is($winner ? $winner->name : 'none', $ahead->name, 'the more advanced standby won the election');
 is($winner->safe_psql('postgres', 'SELECT count(*) FROM writes WHERE id > 100000'), '100',
 	'with every acknowledged commit');
-$behind->poll_query_until('postgres',
-	"SELECT status = 'streaming' AND sender_port = " . $winner->port . " FROM pg_stat_wal_receiver")
+wait_follows($behind, $winner)
   or die 'the standby that was behind does not follow the winner';
 pass('the standby that was behind follows the winner again');
 is($winner->safe_psql('postgres', 'SELECT term FROM rk_cluster'), '3', 'in term 3');

@@ -85,13 +85,11 @@ is(scalar(@missing), 0, scalar(@acked) . ' acknowledged commits, none missing on
 is($new->safe_psql('postgres', 'SELECT count(*) FROM writes WHERE id IN (-100, -200)'), '0',
 	'nor on the new primary');
 my $other = $new == $pgslave ? $pgasync : $pgslave;
-$other->poll_query_until('postgres',
-	"SELECT status = 'streaming' AND sender_port = " . $new->port . " FROM pg_stat_wal_receiver")
+wait_follows($other, $new)
   or die;
 pass('the other standby follows the new primary');
 # The old primary turns into a standby of the new one by itself (more in 006).
-poll_ok($primary, 
-	"SELECT status = 'streaming' AND sender_port = " . $new->port . " FROM pg_stat_wal_receiver")
+wait_follows($primary, $new)
   or die 'the old primary does not follow the new one';
 $primary->_update_pid(1);
 is($primary->safe_psql('postgres', 'SELECT count(*) FROM writes WHERE id IN (-100, -200)'), '0',

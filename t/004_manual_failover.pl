@@ -50,8 +50,7 @@ my @missing = acked_missing($new, 'writes', @acked);
 is(scalar(@missing), 0, scalar(@acked) . ' acknowledged commits, none lost') or diag("missing: @missing");
 
 # A consistent cluster: pgslave follows pgasyncslave, pgmaster commits nothing.
-$pgslave->poll_query_until('postgres',
-	"SELECT status = 'streaming' AND sender_port = " . $pgasync->port . " FROM pg_stat_wal_receiver")
+wait_follows($pgslave, $pgasync)
   or die 'pgslave does not follow pgasyncslave';
 pass('pgslave streams from pgasyncslave');
 ($ok, $out, $err) = psql_ok($primary, 'SET synchronous_commit = off; INSERT INTO writes VALUES (-1, now())');
@@ -60,8 +59,7 @@ is($new->safe_psql('postgres', 'SHOW synchronous_standby_names'), 'FIRST 1 (pgma
 	'the stored policy on the new primary');
 is($new->safe_psql('postgres', 'SELECT term FROM rk_cluster'), '2', 'term 2');
 # The fenced old primary comes back as pgasyncslave's standby by itself.
-poll_ok($primary, 
-	"SELECT status = 'streaming' AND sender_port = " . $pgasync->port . " FROM pg_stat_wal_receiver")
+wait_follows($primary, $pgasync)
   or die 'the old primary does not follow the new one';
 $primary->_update_pid(1);
 pass('the old primary streams from pgasyncslave');

@@ -25,9 +25,8 @@ sub check_cluster
 	my ($label) = @_;
 	my $p = wait_for_primary(60, @all);
 	ok(defined $p, "$label: exactly one primary");
-	$p->poll_query_until('postgres',
-		"SELECT count(*) = 2 FROM pg_stat_replication WHERE state = 'streaming'")
-	  or die "$label: the standbys do not both stream";
+	wait_follows($_, $p) or die "$label: " . $_->name . ' does not follow ' . $p->name
+	  for grep { $_ != $p } @all;
 	pass("$label: two standbys stream from " . $p->name);
 	is(status_of($_), status_of($p), "$label: rk_status on " . $_->name . ' agrees')
 	  for grep { $_ != $p } @all;
@@ -92,8 +91,7 @@ like(slurp_file($old->logfile), qr/fence at start: \w+ is the primary of term \d
 my $rejoin_log = $old->data_dir . '/replication_kit.rejoin.log';
 ok(defined wait_until(sub { -f $rejoin_log && slurp_file($rejoin_log) =~ /pg_rewind done.*pg_ctl start returned 0/s }, 90),
 	'its diverged WAL was rewound');
-poll_ok($old, 
-	"SELECT status = 'streaming' AND sender_port = " . $new->port . " FROM pg_stat_wal_receiver")
+wait_follows($old, $new)
   or die 'the old primary does not stream from the new one';
 pass('the old primary streams from the new primary');
 $old->_update_pid(1);

@@ -40,8 +40,7 @@ is($primary->safe_psql('postgres', 'SHOW default_transaction_read_only'), 'on',
 # The documented call.
 like($primary->safe_psql('postgres', 'SELECT rk_rejoin()'),
 	qr/rejoining: this node will shut down, rewind and restart as a standby of/, 'rk_rejoin()');
-poll_ok($primary, 
-	"SELECT status = 'streaming' AND sender_port = " . $new->port . " FROM pg_stat_wal_receiver")
+wait_follows($primary, $new)
   or die 'the old primary does not stream from the new one';
 pass('after rk_rejoin() the old primary streams from the new primary');
 $primary->_update_pid(1);

@@ -52,8 +52,8 @@ for my $target ($pgslave, $pgasync, $primary)
 	$p->poll_query_until('postgres', "SELECT count(*) > $before + 5 FROM writes") or die;
 	push @outages, time - $t0;
 	# The old primary rejoins as a standby by itself (a switchover does not wait for auto_rejoin).
-	$p->poll_query_until('postgres', "SELECT count(*) = 2 FROM pg_stat_replication WHERE state = 'streaming'")
-	  or die "the cluster did not come back whole after the switchover to $name";
+	wait_follows($_, $p) or die "the cluster did not come back whole after the switchover to $name"
+	  for grep { $_ != $p } @all;
 	pass("after the switchover to $name, both other nodes stream from it");
 	$_->_update_pid(1) for @all;
 	$current = $p;

@@ -61,15 +61,13 @@ $pgslave->poll_query_until('postgres',
 pass("step 22: synchronous_standby_names = 'ANY 1 (pgmaster, pgasyncslave)'");
 
 # Step 23: pgasyncslave follows pgslave.
-$pgasync->poll_query_until('postgres',
-	"SELECT status = 'streaming' AND sender_port = " . $pgslave->port . " FROM pg_stat_wal_receiver") or die;
+wait_follows($pgasync, $pgslave) or die;
 pass('step 23: pgasyncslave streams from pgslave');
 
 # Step 24: pgmaster comes back as a standby when started.
 $pgmaster->start;
 is($pgmaster->safe_psql('postgres', 'SELECT pg_is_in_recovery()'), 't', 'step 24: pgmaster starts as a standby');
-poll_ok($pgmaster, 
-	"SELECT status = 'streaming' AND sender_port = " . $pgslave->port . " FROM pg_stat_wal_receiver") or die;
+wait_follows($pgmaster, $pgslave) or die;
 pass('step 24: pgmaster streams from pgslave');
 $pgmaster->_update_pid(1);
 

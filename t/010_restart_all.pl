@@ -47,8 +47,8 @@ sub settle
 	}
 	ok($max_writable <= 1, "$label: never two writable nodes (at most $max_writable)");
 	ok($stable >= 5, "$label: one primary, " . ($p ? $p->name : 'none'));
-	$p->poll_query_until('postgres', "SELECT count(*) = 2 FROM pg_stat_replication WHERE state = 'streaming'")
-	  or die "$label: the standbys do not stream";
+	wait_follows($_, $p) or die "$label: " . $_->name . ' does not follow'
+	  for grep { $_ != $p } @all;
 	pass("$label: both other nodes stream from it");
 	is($p->safe_psql('postgres', 'SELECT count(*) FROM writes WHERE id > 0'), '100', "$label: no data lost");
 	$_->_update_pid(1) for @all;

@@ -22,8 +22,8 @@ my $current = $primary;
 my $last_term = 1;
 for my $round (1 .. 5)
 {
-	$current->poll_query_until('postgres', "SELECT count(*) = 2 FROM pg_stat_replication WHERE state = 'streaming'")
-	  or die "round $round: the cluster is not whole";
+	wait_follows($_, $current) or die "round $round: " . $_->name . ' does not follow ' . $current->name
+	  for grep { $_ != $current } @all;
 	my $w = start_writer(write_connstr(@all), $tmp, 'writes');
 	my $n = $current->safe_psql('postgres', 'SELECT count(*) FROM writes');
 	$current->poll_query_until('postgres', "SELECT count(*) > $n + 20 FROM writes") or die;
@@ -47,8 +47,7 @@ for my $round (1 .. 5)
 
 	# The dead node is started again, and comes back as a standby by itself.
 	$current->start;
-	poll_ok($current, 
-		"SELECT status = 'streaming' AND sender_port = " . $new->port . " FROM pg_stat_wal_receiver")
+	wait_follows($current, $new)
 	  or die "round $round: the old primary does not rejoin";
 	$current->_update_pid(1);
 	$current = $new;

@@ -17,7 +17,7 @@ use Exporter 'import';
 our @EXPORT = qw(new_kit_node setup_primary clone_standby build_cluster
   kit_settings wait_for_sync_state status_of wait_until psql_ok
   write_connstr start_writer stop_writer acked_missing wait_for_primary
-  freeze_node thaw_node node_pids reclone kill9 poll_ok $REPL_PASSWORD);
+  freeze_node thaw_node node_pids reclone kill9 poll_ok wait_follows $REPL_PASSWORD);
 
 our $REPL_PASSWORD = 'rk-secret-pw';
 
@@ -165,6 +165,22 @@ sub poll_ok
 		my ($ok, $out) = psql_ok($node, $sql);
 		$ok && $out eq 't';
 	}, $timeout // 120);
+}
+
+# Wait until `node` really follows `primary`: it streams from it and has
+# replayed a row written there just now.  (A standby whose WAL diverged
+# shows "streaming" for moments while it fails to follow.)
+sub wait_follows
+{
+	my ($node, $primary, $timeout) = @_;
+	my $tag = int(rand(1_000_000_000));
+	$primary->safe_psql('postgres',
+		"SET synchronous_commit = local; CREATE TABLE IF NOT EXISTS rk_follow_marker (tag bigint); "
+		  . "INSERT INTO rk_follow_marker VALUES ($tag)");
+	return poll_ok($node,
+		"SELECT EXISTS (SELECT 1 FROM rk_follow_marker WHERE tag = $tag) AND EXISTS "
+		  . "(SELECT 1 FROM pg_stat_wal_receiver WHERE status = 'streaming' AND sender_port = "
+		  . $primary->port . ")", $timeout);
 }
 
 # Wait until exactly one of the nodes is a primary; returns it.
