@@ -378,6 +378,13 @@ rk_promote_now(RkView *v, uint64 term, const char *how)
 	rk_create_peer_slots(v);
 	rk_journal(v, "promote", v->self, "term " UINT64_FORMAT ": %s", term, how);
 	pgstat_report_activity(STATE_RUNNING, "promoting");
+
+	/*
+	 * The votes are the lease, so hold it before leaving recovery: a client
+	 * that reaches the new primary before the take-over round commits at
+	 * once instead of being told that no majority answers.
+	 */
+	rk_grant_lease(v, rk_election_lease_start(term));
 	ok = DirectFunctionCall2(pg_promote, BoolGetDatum(true), Int32GetDatum(60));
 	return DatumGetBool(ok);
 }

@@ -329,8 +329,8 @@ set_read_only(bool on)
 }
 
 /* Allow commits until `from` + the effective fence timeout. */
-static void
-grant_lease(RkView *v, TimestampTz from)
+void
+rk_grant_lease(RkView *v, TimestampTz from)
 {
 	TimestampTz until = TimestampTzPlusMilliseconds(from, rk_effective_fence_ms());
 
@@ -356,7 +356,7 @@ rk_act_start_primary(RkView *v)
 		(term != NULL && strtoull(term, NULL, 10) < v->st.term))
 		return rk_act_take_over(v);
 	if (v->members < 2)
-		grant_lease(v, GetCurrentTimestamp());
+		rk_grant_lease(v, GetCurrentTimestamp());
 	return RK_NUM_EVENTS;
 }
 
@@ -364,7 +364,7 @@ rk_act_start_primary(RkView *v)
 RkEvent
 rk_act_renew_lease(RkView *v)
 {
-	grant_lease(v, v->now);
+	rk_grant_lease(v, v->now);
 	LWLockAcquire(rk_shared->lock, LW_EXCLUSIVE);
 	rk_shared->last_seen_primary = v->now;
 	LWLockRelease(rk_shared->lock);
@@ -392,7 +392,7 @@ rk_act_unfence(RkView *v)
 {
 	if (pg_atomic_read_u32(&rk_shared->fenced))
 		return RK_NUM_EVENTS;
-	grant_lease(v, v->now);
+	rk_grant_lease(v, v->now);
 	return RK_NUM_EVENTS;
 }
 
@@ -426,7 +426,7 @@ rk_act_take_over(RkView *v)
 	LWLockRelease(rk_shared->lock);
 
 	pg_atomic_write_u32(&rk_shared->fenced, 0);
-	grant_lease(v, rk_election_lease_start(st.term));
+	rk_grant_lease(v, rk_election_lease_start(st.term));
 
 	rk_commit_locally();
 	vals[0] = CStringGetTextDatum(v->self);
