@@ -220,7 +220,9 @@ SELECT n.node_name, n.host, n.port,
        pg_wal_lsn_diff(me.cur_lsn, s.restart_lsn),
        CASE WHEN n.node_name = me.node_name THEN me.term ELSE p.term END,
        CASE WHEN n.node_name = me.node_name THEN me.last_seen_primary ELSE p.last_seen_primary END,
-       CASE WHEN n.node_name = me.node_name THEN me.readiness ELSE p.error END
+       nullif(concat_ws('; ',
+                        nullif(CASE WHEN n.node_name = me.node_name THEN me.readiness ELSE p.error END, ''),
+                        CASE WHEN ls.kind = 'slot_lost' THEN ls.detail END), '')
   FROM @extschema@.rk_nodes n
  CROSS JOIN me
   LEFT JOIN peer p ON p.node_name = n.node_name
@@ -230,6 +232,12 @@ SELECT n.node_name, n.host, n.port,
          ORDER BY sr.state = 'streaming' DESC, sr.backend_start DESC
          LIMIT 1) r ON true
   LEFT JOIN pg_replication_slots s ON s.slot_name = n.node_name AND s.slot_type = 'physical'
+  -- A standby whose slot lost its WAL, until it streams again (a fresh clone).
+  LEFT JOIN LATERAL (
+        SELECT e.kind, e.detail FROM @extschema@.rk_events e
+         WHERE e.node_name = n.node_name AND e.kind IN ('slot_lost', 'resynced')
+         ORDER BY e.event_id DESC
+         LIMIT 1) ls ON true
   LEFT JOIN wr ON me.in_recovery AND n.role = 'primary'
  ORDER BY n.node_id
 $$;

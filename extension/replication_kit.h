@@ -225,6 +225,8 @@ extern void rk_registry_event(const char *kind, const char *node, const char *de
 
 /* standby.c */
 extern char *rk_apply_sync_names(void);
+extern char *rk_clone_command(const char *datadir, const char *name, const char *host, int port,
+							  const char *role);
 
 /* state_file.c */
 extern bool rk_state_read(RkNodeState *state);

@@ -118,6 +118,22 @@ shell_quote(const char *s)
 	return buf.data;
 }
 
+/*
+ * The one command that clones standby `name` from the primary at host:port
+ * through its own slot.  Without a data directory it uses "$PGDATA".  The
+ * same text is handed out by rk_add_standby() and in the reports of a
+ * standby that can only come back as a fresh clone.
+ */
+char *
+rk_clone_command(const char *datadir, const char *name, const char *host, int port, const char *role)
+{
+	char	   *conn = psprintf("host=%s port=%d user=%s application_name=%s", host, port, role, name);
+
+	return psprintf("pg_basebackup --pgdata=%s --wal-method=stream --write-recovery-conf "
+					"--slot=%s --checkpoint=fast --dbname=%s",
+					datadir ? shell_quote(datadir) : "\"$PGDATA\"", name, shell_quote(conn));
+}
+
 typedef struct AddStandby
 {
 	const char *name;
@@ -208,7 +224,6 @@ rk_add_standby(PG_FUNCTION_ARGS)
 	const char *datadir;
 	char	   *phost;
 	char	   *pport;
-	char	   *conn;
 	int			nodes;
 
 	rk_require_superuser("rk_add_standby");
@@ -286,12 +301,7 @@ rk_add_standby(PG_FUNCTION_ARGS)
 							   as.sync ? "synchronous candidate" : "asynchronous"));
 	rk_wake_worker();
 
-	conn = psprintf("host=%s port=%s user=%s application_name=%s", phost, pport, as.role, as.name);
-	PG_RETURN_TEXT_P(cstring_to_text(psprintf(
-											  "pg_basebackup --pgdata=%s --wal-method=stream --write-recovery-conf "
-											  "--slot=%s --checkpoint=fast --dbname=%s",
-											  datadir ? shell_quote(datadir) : "\"$PGDATA\"",
-											  as.name, shell_quote(conn))));
+	PG_RETURN_TEXT_P(cstring_to_text(rk_clone_command(datadir, as.name, phost, atoi(pport), as.role)));
 }
 
 /*

@@ -295,7 +295,9 @@ rk_create_peer_slots(RkView *v)
 								  1, types, vals, NULL, false, 0);
 			rk_journal(v, "slot_lost", v->peers[i].name,
 					   "its slot lost WAL beyond max_slot_wal_keep_size and was recreated; "
-					   "%s cannot catch up and must be cloned again", v->peers[i].name);
+					   "%s cannot catch up and must be cloned again: %s", v->peers[i].name,
+					   rk_clone_command(NULL, v->peers[i].name, v->peers[v->self_idx].host,
+										v->peers[v->self_idx].port, v->repl_role));
 		}
 		if (missing || lost)
 		{

@@ -145,11 +145,8 @@ start_rewind(RkView *v, int p)
 
 	source = psprintf("host=%s port=%d user=%s passfile=%s/%s dbname=%s connect_timeout=5 application_name=rk_rejoin",
 					  to->host, to->port, v->repl_role, DataDir, RK_PASS_FILE, rk_database);
-	reclone = psprintf("pg_ctl stop -D '%s'; rm -rf '%s'/*; "
-					   "pg_basebackup --pgdata='%s' --wal-method=stream --write-recovery-conf --slot=%s "
-					   "--checkpoint=fast --dbname='host=%s port=%d user=%s application_name=%s'; "
-					   "then start it with its own port",
-					   DataDir, DataDir, DataDir, v->self, to->host, to->port, v->repl_role, v->self);
+	reclone = psprintf("pg_ctl stop -D '%s'; rm -rf '%s'/*; %s; then start it with its own port",
+					   DataDir, DataDir, rk_clone_command(DataDir, v->self, to->host, to->port, v->repl_role));
 
 	/* After the restart it must come up in recovery, following the new primary. */
 	rk_repoint_to(v, p);

@@ -201,6 +201,36 @@ mark_joined(RkView *v)
 }
 
 /*
+ * A standby whose slot lost its WAL stays reported in rk_status() until it
+ * streams again, which takes a fresh clone; this notes that it does.
+ */
+static void
+note_resynced(RkView *v)
+{
+	const char *events = rk_table("rk_events");
+
+	SPI_connect();
+	if (SPI_execute(psprintf("SELECT e.node_name FROM %s e WHERE e.kind = 'slot_lost' "
+							 "AND e.event_id = (SELECT max(l.event_id) FROM %s l WHERE l.node_name = e.node_name "
+							 "AND l.kind IN ('slot_lost', 'resynced')) "
+							 "AND e.node_name IN (SELECT application_name FROM pg_catalog.pg_stat_replication "
+							 "WHERE state = 'streaming')", events, events),
+					true, 0) == SPI_OK_SELECT)
+	{
+		for (uint64 i = 0; i < SPI_processed; i++)
+		{
+			char	   *name = SPI_getvalue(SPI_tuptable->vals[i], SPI_tuptable->tupdesc, 1);
+
+			/* A running standby, not the clone's pg_basebackup streaming under its name. */
+			for (int j = 0; j < v->npeers; j++)
+				if (strcmp(v->peers[j].name, name) == 0 && v->peers[j].reachable && v->peers[j].in_recovery)
+					rk_journal(v, "resynced", name, "streams again through its new slot");
+		}
+	}
+	SPI_finish();
+}
+
+/*
  * One round of rk_peer_state() calls to every other registered node.  The
  * primary's calls tell the standbys it is alive.
  */
@@ -563,7 +593,10 @@ worker_round(RkState state)
 		}
 		probe_peers(v);
 		if (!v->in_recovery)
+		{
 			mark_joined(v);
+			note_resynced(v);
+		}
 		event = v->in_recovery ? standby_event(v) : primary_event(v);
 		if (v->in_recovery && event == RK_EV_PRIMARY_SEEN && diverged(v))
 			event = RK_EV_DIVERGED;
