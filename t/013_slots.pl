@@ -71,14 +71,7 @@ like($primary->safe_psql('postgres', $remark_sql), qr/must be cloned again/, 'th
 my ($cmd) = $remark =~ /(pg_basebackup .*)$/;
 $pgasync->stop('immediate');
 rmtree($pgasync->data_dir);
-{
-	local $ENV{PGDATA} = $pgasync->data_dir;
-	local $ENV{PGPASSWORD} = $REPL_PASSWORD;
-	local $ENV{PGHOST};
-	local $ENV{PGPORT};
-	system('sh', '-c', $cmd) == 0 or die "the reported clone command failed: $cmd";
-}
-$pgasync->append_conf('postgresql.conf', 'port = ' . $pgasync->port . "\n");
+run_clone_command($pgasync, $cmd);
 $pgasync->start;
 ok(wait_follows($pgasync, $primary, 60), 'the fresh clone streams from the primary');
 ok(poll_ok($primary, "SELECT remark IS NULL OR remark NOT LIKE '%cloned again%' FROM rk_status() "

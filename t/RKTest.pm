@@ -17,7 +17,8 @@ use Exporter 'import';
 our @EXPORT = qw(new_kit_node setup_primary clone_standby build_cluster
   kit_settings wait_for_sync_state status_of wait_until psql_ok
   write_connstr start_writer stop_writer acked_missing wait_for_primary
-  freeze_node thaw_node node_pids reclone kill9 poll_ok wait_follows $REPL_PASSWORD);
+  freeze_node thaw_node node_pids reclone run_clone_command kill9 poll_ok wait_follows
+  $REPL_PASSWORD);
 
 our $REPL_PASSWORD = 'rk-secret-pw';
 
@@ -76,15 +77,24 @@ sub clone_standby
 		"SELECT rk_add_standby('$name', '127.0.0.1', " . $node->port . ", sync => $sync)");
 	like($cmd, qr/^pg_basebackup .*--slot=$name .*application_name=$name/,
 		"rk_add_standby returns the clone command for $name");
+	run_clone_command($node, $cmd);
+	$node->start unless $opts{no_start};
+	return $node;
+}
+
+# Run a clone command the kit handed out, as a DBA would: PGDATA set to the
+# node's data directory, the replication password in PGPASSWORD.
+sub run_clone_command
+{
+	my ($node, $cmd) = @_;
 	local $ENV{PGDATA} = $node->data_dir;
 	local $ENV{PGPASSWORD} = $REPL_PASSWORD;
 	local $ENV{PGHOST};
 	local $ENV{PGPORT};
-	system('sh', '-c', $cmd) == 0 or die "clone command failed for $name: $cmd";
+	system('sh', '-c', $cmd) == 0 or die 'clone command failed for ' . $node->name . ": $cmd";
 	# The clone carries the primary's postgresql.conf; it gets its own port.
 	$node->append_conf('postgresql.conf', "port = " . $node->port . "\n");
-	$node->start unless $opts{no_start};
-	return $node;
+	return;
 }
 
 # pgmaster with pgslave and pgasyncslave under FIRST 1, all streaming.
