@@ -1,0 +1,63 @@
+# A primary that loses its majority (here both standbys stop) stops
+# acknowledging commits by itself within fence_timeout, whatever the
+# session's synchronous_commit: on the other side of a partition a majority
+# may already be electing a new primary.  It stays readable, says why in
+# rk_status, and commits again once a majority answers it; nobody else was
+# promoted, so the term does not change.
+use strict;
+use warnings;
+
+use PostgreSQL::Test::Cluster;
+use PostgreSQL::Test::Utils;
+use Test::More;
+use Time::HiRes qw(time);
+use lib 't';
+use RKTest;
+
+my ($primary, $pgslave, $pgasync) = build_cluster();
+$primary->safe_psql('postgres', 'CREATE TABLE writes (id serial PRIMARY KEY, at timestamptz)');
+$primary->safe_psql('postgres', 'INSERT INTO writes (at) VALUES (now())');
+$_->poll_query_until('postgres', 'SELECT count(*) = 1 FROM writes') or die for ($pgslave, $pgasync);
+
+# A commit that needs no standby at all: only the fence can refuse it.
+sub local_commit
+{
+	my ($mode) = @_;
+	return psql_ok($primary, "SET synchronous_commit = $mode; INSERT INTO writes (at) VALUES (now())");
+}
+
+my ($ok, $out, $err) = local_commit('local');
+ok($ok, 'with its majority the primary commits');
+
+$pgslave->stop;
+$pgasync->stop;
+my $lost_at = time;
+my $elapsed = wait_until(sub {
+	my ($ok, $out, $err) = local_commit('local');
+	!$ok && $err =~ /cannot commit: this primary has not heard from a majority of the cluster/;
+}, 60);
+ok(defined $elapsed, 'without a majority it refuses a commit with synchronous_commit = local');
+note(sprintf('commits refused %.1f s after the second standby stopped (fence_timeout 2 s)', time - $lost_at))
+  if defined $elapsed;
+($ok, $out, $err) = local_commit('off');
+like($err, qr/has not heard from a majority/, 'and with synchronous_commit = off');
+like($err, qr/HINT:  Check rk_status\(\)/, 'the error tells the client what to do');
+
+is($primary->safe_psql('postgres', 'SELECT pg_is_in_recovery()'), 'f', 'it is still the primary (nobody deposed it)');
+ok($primary->safe_psql('postgres', 'SELECT count(*) >= 2 FROM writes'), 'reads go on');
+like($primary->safe_psql('postgres', 'SELECT remark FROM rk_status() WHERE is_self'), qr/fenced/,
+	'rk_status says it is fenced');
+
+# One standby back is a majority again (2 of 3).
+$pgslave->start;
+ok(defined wait_until(sub { (local_commit('local'))[0] }, 60),
+	'with one standby back it commits again');
+$pgasync->start;
+wait_follows($_, $primary) or die $_->name . ' does not follow pgmaster' for ($pgslave, $pgasync);
+($ok, $out, $err) = psql_ok($primary, 'INSERT INTO writes (at) VALUES (now())');
+ok($ok, 'synchronous commits work again with both standbys streaming');
+is($primary->safe_psql('postgres', 'SELECT term FROM rk_cluster'), '1', 'the term did not change');
+is(join(',', map { $_->safe_psql('postgres', 'SELECT pg_is_in_recovery()') } ($pgslave, $pgasync)), 't,t',
+	'both standbys are still standbys');
+
+done_testing();
