@@ -542,7 +542,8 @@ rk_commit_guard(XactEvent event, void *arg)
 
 /*
  * ClientAuthentication_hook: a fenced primary lets no standby but the one
- * it is handing over to start streaming from it.
+ * it is handing over to start streaming from it.  A test's simulated
+ * partition cuts replication from the nodes on the other side too.
  */
 void
 rk_replication_gate(void *p, int status)
@@ -550,8 +551,14 @@ rk_replication_gate(void *p, int status)
 	Port	   *port = (Port *) p;
 	char		target[NAMEDATALEN];
 
-	if (status != STATUS_OK || !am_walsender || rk_shared == NULL ||
-		pg_atomic_read_u32(&rk_shared->fenced) == 0)
+	if (status != STATUS_OK || !am_walsender || rk_shared == NULL)
+		return;
+	if (rk_partitioned_from(port->application_name))
+		ereport(FATAL,
+				(errcode(ERRCODE_CONNECTION_FAILURE),
+				 errmsg("replication connection from node \"%s\" refused", port->application_name),
+				 errdetail("The node is cut off from this one by replication_kit.simulate_partition.")));
+	if (pg_atomic_read_u32(&rk_shared->fenced) == 0)
 		return;
 	LWLockAcquire(rk_shared->lock, LW_SHARED);
 	strlcpy(target, rk_shared->fence_target, NAMEDATALEN);

@@ -148,8 +148,8 @@ rk_define_settings(void)
 	DefineCustomStringVariable("replication_kit.simulate_partition",
 							   "For tests: nodes this node behaves as if cut off from.",
 							   "A comma-separated list of node names.  The worker neither probes them nor "
-							   "answers their calls, as if the network between them were down; streaming "
-							   "replication is not affected.",
+							   "answers their calls, and replication connections from them are refused and "
+							   "ended, as if the network between them were down.",
 							   &rk_simulate_partition, "",
 							   PGC_SIGHUP, GUC_NOT_IN_SAMPLE, NULL, NULL, NULL);
 

@@ -18,7 +18,7 @@ my $tmp = PostgreSQL::Test::Utils::tempdir;
 $primary->safe_psql('postgres', 'CREATE TABLE writes (id int PRIMARY KEY, at timestamptz)');
 $_->poll_query_until('postgres', "SELECT to_regclass('writes') IS NOT NULL") for ($pgslave, $pgasync);
 
-# --- pgslave cut off from pgmaster (both ways, at the kit's level only):
+# --- pgslave cut off from pgmaster (both ways: probes and replication):
 # pgasyncslave still sees the primary, so there is no majority for a change.
 for ([$pgslave, 'pgmaster'], [$primary, 'pgslave'])
 {

@@ -231,6 +231,33 @@ note_resynced(RkView *v)
 }
 
 /*
+ * A simulated partition (replication_kit.simulate_partition, for tests)
+ * cuts replication too: new connections from the nodes on the other side
+ * are refused (rk_replication_gate), and the ones already streaming are
+ * ended here.
+ */
+static void
+cut_partitioned_walsenders(RkView *v)
+{
+	Oid			types[1] = {TEXTOID};
+
+	if (rk_simulate_partition == NULL || rk_simulate_partition[0] == '\0')
+		return;
+	SPI_connect();
+	for (int i = 0; i < v->npeers; i++)
+	{
+		Datum		vals[1];
+
+		if (v->peers[i].is_self || !rk_partitioned_from(v->peers[i].name))
+			continue;
+		vals[0] = CStringGetTextDatum(v->peers[i].name);
+		SPI_execute_with_args("SELECT pg_catalog.pg_terminate_backend(pid) FROM pg_catalog.pg_stat_replication "
+							  "WHERE application_name = $1", 1, types, vals, NULL, false, 0);
+	}
+	SPI_finish();
+}
+
+/*
  * One round of rk_peer_state() calls to every other registered node.  The
  * primary's calls tell the standbys it is alive.
  */
@@ -594,6 +621,7 @@ worker_round(RkState state)
 		probe_peers(v);
 		if (!v->in_recovery)
 		{
+			cut_partitioned_walsenders(v);
 			mark_joined(v);
 			note_resynced(v);
 		}
