@@ -330,15 +330,22 @@ set_read_only(bool on)
 	rk_reload_config();
 }
 
+/* Move the end of the lease out to `from` + the effective fence timeout. */
+void
+rk_extend_lease(TimestampTz from)
+{
+	TimestampTz until = TimestampTzPlusMilliseconds(from, rk_effective_fence_ms());
+
+	if ((TimestampTz) pg_atomic_read_u64(&rk_shared->lease_until) < until)
+		pg_atomic_write_u64(&rk_shared->lease_until, (uint64) until);
+}
+
 /* Allow commits until `from` + the effective fence timeout. */
 void
 rk_grant_lease(RkView *v, TimestampTz from)
 {
-	TimestampTz until = TimestampTzPlusMilliseconds(from, rk_effective_fence_ms());
-
 	pg_atomic_write_u32(&rk_shared->guard_enforced, v->members >= 2 ? 1 : 0);
-	if ((TimestampTz) pg_atomic_read_u64(&rk_shared->lease_until) < until)
-		pg_atomic_write_u64(&rk_shared->lease_until, (uint64) until);
+	rk_extend_lease(from);
 	if (pg_atomic_read_u32(&rk_shared->fenced) == 0)
 		set_read_only(false);
 }

@@ -110,5 +110,6 @@ extern bool rk_repoint_to(RkView *v, int primary_idx);
 extern int	rk_upstream_index(RkView *v);
 extern void rk_create_peer_slots(RkView *v);
 extern void rk_grant_lease(RkView *v, TimestampTz from);
+extern void rk_extend_lease(TimestampTz from);
 
 #endif							/* RK_FSM_H */

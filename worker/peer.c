@@ -274,10 +274,18 @@ call_wait_events(RkCall *c)
  * ends DONE (c->res holds the result, which the caller frees with
  * rk_calls_clear) or FAILED (c->error says why).  Interruptible throughout.
  */
-static void calls_run(RkCall *calls, int ncalls, int timeout_ms);
+static void calls_run(RkCall *calls, int ncalls, int timeout_ms,
+					  RkCallAnswered answered, void *arg);
 
 void
 rk_calls_run(RkCall *calls, int ncalls, int timeout_ms)
+{
+	rk_calls_run_notify(calls, ncalls, timeout_ms, NULL, NULL);
+}
+
+/* The same, calling `answered` for each call as soon as its answer is in. */
+void
+rk_calls_run_notify(RkCall *calls, int ncalls, int timeout_ms, RkCallAnswered answered, void *arg)
 {
 	/*
 	 * An error (a cancel, say) in the middle leaves connections with half
@@ -285,7 +293,7 @@ rk_calls_run(RkCall *calls, int ncalls, int timeout_ms)
 	 */
 	PG_TRY();
 	{
-		calls_run(calls, ncalls, timeout_ms);
+		calls_run(calls, ncalls, timeout_ms, answered, arg);
 	}
 	PG_CATCH();
 	{
@@ -304,7 +312,7 @@ rk_calls_run(RkCall *calls, int ncalls, int timeout_ms)
 }
 
 static void
-calls_run(RkCall *calls, int ncalls, int timeout_ms)
+calls_run(RkCall *calls, int ncalls, int timeout_ms, RkCallAnswered answered, void *arg)
 {
 	TimestampTz deadline = TimestampTzPlusMilliseconds(GetCurrentTimestamp(), timeout_ms);
 
@@ -320,6 +328,8 @@ calls_run(RkCall *calls, int ncalls, int timeout_ms)
 			continue;
 		call_start(&calls[i]);
 		call_step(&calls[i]);
+		if (answered && calls[i].phase == RK_CALL_DONE)
+			answered(&calls[i], arg);
 	}
 
 	for (;;)
@@ -380,7 +390,13 @@ calls_run(RkCall *calls, int ncalls, int timeout_ms)
 				CHECK_FOR_INTERRUPTS();
 			}
 			else if (events[e].user_data)
-				call_step((RkCall *) events[e].user_data);
+			{
+				RkCall	   *c = (RkCall *) events[e].user_data;
+
+				call_step(c);
+				if (answered && c->phase == RK_CALL_DONE)
+					answered(c, arg);
+			}
 		}
 	}
 }

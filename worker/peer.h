@@ -45,7 +45,12 @@ typedef struct RkCall
 extern void rk_call_init(RkCall *c, const char *host, int port, const char *user,
 						 const char *self_name, const char *query, int nparams,
 						 const char *const *params);
+/* Called as each call of a batch gets its answer. */
+typedef void (*RkCallAnswered) (RkCall *c, void *arg);
+
 extern void rk_calls_run(RkCall *calls, int ncalls, int timeout_ms);
+extern void rk_calls_run_notify(RkCall *calls, int ncalls, int timeout_ms,
+								RkCallAnswered answered, void *arg);
 extern void rk_calls_clear(RkCall *calls, int ncalls);
 extern const char *rk_call_value(RkCall *c, const char *column);
 extern void rk_calls_disconnect_all(void);

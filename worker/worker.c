@@ -258,12 +258,43 @@ cut_partitioned_walsenders(RkView *v)
 }
 
 /*
+ * A primary in good standing renews its lease as soon as a majority has
+ * answered, not when the round ends: a standby that hangs holds the round
+ * for probe_timeout, and renewing only after it would leave a gap between
+ * one lease and the next.  Only plain support counts here (a joined
+ * standby in no newer term); anything else waits for the round's verdict.
+ */
+typedef struct EarlyRenewal
+{
+	RkView	   *v;
+	int			support;
+} EarlyRenewal;
+
+static void
+count_support(RkCall *c, void *arg)
+{
+	EarlyRenewal *er = (EarlyRenewal *) arg;
+	RkPeer	   *p = &er->v->peers[c->peer_index];
+	const char *in_recovery = rk_call_value(c, "in_recovery");
+	const char *term = rk_call_value(c, "term");
+
+	if (!p->joined || in_recovery == NULL || in_recovery[0] != 't' ||
+		term == NULL || strtoull(term, NULL, 10) > er->v->st.term)
+		return;
+	if (++er->support == er->v->majority)
+		rk_extend_lease(er->v->now);
+}
+
+/*
  * One round of rk_peer_state() calls to every other registered node.  The
- * primary's calls tell the standbys it is alive.
+ * primary's calls tell the standbys it is alive.  `renew` says this node
+ * is a primary holding its lease.
  */
 static void
-probe_peers(RkView *v)
+probe_peers(RkView *v, bool renew)
 {
+	EarlyRenewal er = {v, 1};
+
 	RkCall		calls[RK_MAX_NODES];
 	int			ncalls = 0;
 	char		term[32];
@@ -296,7 +327,7 @@ probe_peers(RkView *v)
 		return;
 
 	pgstat_report_activity(STATE_RUNNING, "probing the other nodes");
-	rk_calls_run(calls, ncalls, rk_probe_timeout_ms);
+	rk_calls_run_notify(calls, ncalls, rk_probe_timeout_ms, renew ? count_support : NULL, &er);
 
 	for (int c = 0; c < ncalls; c++)
 	{
@@ -600,7 +631,7 @@ worker_round(RkState state)
 	else if (v->in_recovery && v->st.rejoin_pending)
 	{
 		/* An old primary in recovery: find out whom it should follow. */
-		probe_peers(v);
+		probe_peers(v, false);
 		(void) standby_event(v);
 		event = RK_EV_REJOIN_PENDING;
 	}
@@ -618,7 +649,8 @@ worker_round(RkState state)
 			if (state == RK_STATE_PRIMARY)
 				rk_create_peer_slots(v);
 		}
-		probe_peers(v);
+		probe_peers(v, !v->in_recovery && state == RK_STATE_PRIMARY &&
+					pg_atomic_read_u32(&rk_shared->fenced) == 0);
 		if (!v->in_recovery)
 		{
 			cut_partitioned_walsenders(v);
