@@ -104,6 +104,15 @@ my $offset = -s $primary->logfile;
 $primary->safe_psql('postgres', "ALTER SYSTEM SET replication_kit.probe_interval = '400ms'; SELECT pg_reload_conf()");
 ok($primary->wait_for_log(qr/replication_kit: worker reloaded its configuration/, $offset),
 	'the worker reloads its configuration on SIGHUP');
+
+# Timing settings that work against each other are called out.
+unlike(slurp_file($primary->logfile), qr/the commit lease .* is not longer than a probe round/,
+	'no timing warning with consistent settings');
+$offset = -s $primary->logfile;
+$primary->safe_psql('postgres', "ALTER SYSTEM SET replication_kit.probe_timeout = '3s'; SELECT pg_reload_conf()");
+ok($primary->wait_for_log(qr/WARNING:  replication_kit: the commit lease \(2000 ms\) is not longer than a probe round with a hung node \(3400 ms\)/,
+	$offset), 'a lease shorter than a probe round with a hung node is warned about');
+$primary->safe_psql('postgres', "ALTER SYSTEM RESET replication_kit.probe_timeout; SELECT pg_reload_conf()");
 my $old_pid = $primary->safe_psql('postgres',
 	"SELECT pid FROM pg_stat_activity WHERE backend_type = 'replication_kit worker'");
 $primary->safe_psql('postgres', "SELECT pg_terminate_backend($old_pid)");

@@ -231,6 +231,28 @@ note_resynced(RkView *v)
 }
 
 /*
+ * Say so when the timing settings work against each other.  The fence is
+ * always safe (its effective length is capped below failover_timeout), but
+ * a lease no longer than one probe round plus a hung standby's probe
+ * timeout lapses between rounds, and the primary then refuses commits
+ * while a majority is healthy.
+ */
+static void
+check_timing(void)
+{
+	int			round_ms = rk_probe_interval_ms + rk_probe_timeout_ms;
+
+	if (rk_effective_fence_ms() <= round_ms)
+		ereport(WARNING,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg(RK_LOG_PREFIX "the commit lease (%d ms) is not longer than a probe round with a hung node (%d ms)",
+						rk_effective_fence_ms(), round_ms),
+				 errdetail("A standby that hangs can make this primary refuse commits between probe rounds."),
+				 errhint("Keep replication_kit.probe_interval + replication_kit.probe_timeout below "
+						 "replication_kit.fence_timeout, and fence_timeout at most failover_timeout - probe_interval.")));
+}
+
+/*
  * A simulated partition (replication_kit.simulate_partition, for tests)
  * cuts replication too: new connections from the nodes on the other side
  * are refused (rk_replication_gate), and the ones already streaming are
@@ -703,6 +725,7 @@ rk_worker_main(Datum main_arg)
 	before_shmem_exit(worker_detach, (Datum) 0);
 
 	ereport(LOG, (errmsg(RK_LOG_PREFIX "worker started on database \"%s\"", rk_database)));
+	check_timing();
 	round_cxt = AllocSetContextCreate(TopMemoryContext, "replication_kit round", ALLOCSET_DEFAULT_SIZES);
 
 	for (;;)
@@ -715,6 +738,7 @@ rk_worker_main(Datum main_arg)
 			ConfigReloadPending = false;
 			ProcessConfigFile(PGC_SIGHUP);
 			ereport(LOG, (errmsg(RK_LOG_PREFIX "worker reloaded its configuration")));
+			check_timing();
 		}
 
 		old = MemoryContextSwitchTo(round_cxt);
