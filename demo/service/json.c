@@ -33,8 +33,9 @@ skip_ws(parser *ps)
 		ps->p++;
 }
 
-static int
-hexval(unsigned char c)
+/* The value of one hex digit, or -1; also the service's URL unescaper uses it. */
+int
+json_hexval(unsigned char c)
 {
 	if (c >= '0' && c <= '9')
 		return c - '0';
@@ -55,7 +56,7 @@ read_hex4(parser *ps, uint32_t *out)
 		return false;
 	for (int i = 0; i < 4; i++)
 	{
-		int			h = hexval(ps->p[i]);
+		int			h = json_hexval(ps->p[i]);
 
 		if (h < 0)
 			return false;

@@ -43,6 +43,9 @@ extern void json_free(json_object *obj);
  */
 extern const json_field *json_get(const json_object *obj, const char *key);
 
+/* The value of one hex digit (0-9, a-f, A-F), or -1. */
+extern int	json_hexval(unsigned char c);
+
 /* A growable byte buffer; oom is sticky so callers check once at the end. */
 typedef struct strbuf
 {

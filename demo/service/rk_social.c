@@ -509,18 +509,6 @@ on_completed(void *cls, struct MHD_Connection *mc, void **con_cls,
 	}
 }
 
-static int
-hexdigit(char c)
-{
-	if (c >= '0' && c <= '9')
-		return c - '0';
-	if (c >= 'a' && c <= 'f')
-		return c - 'a' + 10;
-	if (c >= 'A' && c <= 'F')
-		return c - 'A' + 10;
-	return -1;
-}
-
 /*
  * Percent-decode a URL in place, like MHD's own unescaper except that %00 is
  * left encoded: a decoded NUL would silently cut the path short, and
@@ -538,7 +526,8 @@ unescape_url(void *cls, struct MHD_Connection *mc, char *s)
 		int			hi,
 					lo;
 
-		if (r[0] == '%' && (hi = hexdigit(r[1])) >= 0 && (lo = hexdigit(r[2])) >= 0 &&
+		if (r[0] == '%' && (hi = json_hexval((unsigned char) r[1])) >= 0 &&
+			(lo = json_hexval((unsigned char) r[2])) >= 0 &&
 			(hi | lo) != 0)
 		{
 			*w++ = (char) (hi * 16 + lo);
