@@ -1,37 +1,56 @@
 # replication_kit: PGXS build.  `make && make install` as root, then
 # `make installcheck` as a non-root user runs pg_regress (in a temporary
 # instance that preloads the library) and the TAP suite in t/.
+#
+# Three layers, included by path from the source root: core/ (shared
+# memory, settings, state file, registry, node-to-node client, connection
+# strings, durable writes), extension/ (what psql calls) and worker/ (the
+# background worker and its state machine).  extension/ and worker/ depend
+# only on core/; extension/module.c (_PG_init) is the one place that knows
+# both.
 
 MODULE_big = replication_kit
 OBJS = \
-	extension/replication_kit.o \
-	extension/config.o \
+	core/answers.o \
+	core/config.o \
+	core/durable.o \
+	core/fsm.o \
+	core/conninfo.o \
+	core/guard.o \
+	core/local.o \
+	core/peer.o \
+	core/registry.o \
+	core/settings.o \
+	core/shmem.o \
+	core/state_file.o \
+	extension/checks.o \
 	extension/failover.o \
-	extension/fence_start.o \
 	extension/hba.o \
+	extension/module.o \
 	extension/peer_api.o \
-	extension/registry.o \
 	extension/setup.o \
 	extension/standby.o \
-	extension/state_file.o \
 	extension/status.o \
+	extension/transitions.o \
 	worker/election.o \
+	worker/fence_start.o \
 	worker/follow.o \
+	worker/journal.o \
 	worker/fsm.o \
-	worker/peer.o \
 	worker/rejoin.o \
 	worker/worker.o
 
 EXTENSION = replication_kit
-DATA = extension/replication_kit--1.0.sql
+DATA = extension/replication_kit--1.0.sql extension/replication_kit--1.1.sql \
+	extension/replication_kit--1.0--1.1.sql
 SCRIPTS = worker/rk_rejoin
 PGFILEDESC = "replication_kit - streaming replication setup and automatic failover"
 
-PG_CPPFLAGS = -I$(srcdir)/extension -I$(srcdir)/worker -I$(shell $(PG_CONFIG) --includedir)
+PG_CPPFLAGS = -I$(srcdir) -I$(shell $(PG_CONFIG) --includedir)
 PG_CFLAGS = -Werror
 SHLIB_LINK = -lpq
 
-REGRESS = setup bad_input
+REGRESS = upgrade setup bad_input fsm
 REGRESS_OPTS = --temp-instance=./tmp_regress --temp-config=$(srcdir)/sql/regress.conf
 TAP_TESTS = 1
 
@@ -41,4 +60,4 @@ include $(PGXS)
 
 # PGXS tracks no header dependencies; the shared memory layout lives in
 # these headers, and an object built against an old one corrupts it.
-$(OBJS): extension/replication_kit.h extension/compat.h worker/fsm.h worker/peer.h
+$(OBJS): $(wildcard $(srcdir)/core/*.h $(srcdir)/extension/*.h $(srcdir)/worker/*.h)

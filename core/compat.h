@@ -126,6 +126,46 @@ InitMaterializedSRF(FunctionCallInfo fcinfo, bits32 flags)
 }
 #endif
 
+/*
+ * ProcessUtility_hook got a readOnlyTree argument in 14.  RK_UTILITY_ARGS
+ * declares the hook's parameters, RK_UTILITY_PASS passes them on.
+ */
+#include "tcop/utility.h"
+#if PG_VERSION_NUM >= 140000
+#define RK_UTILITY_ARGS \
+	PlannedStmt *pstmt, const char *queryString, bool readOnlyTree, \
+	ProcessUtilityContext context, ParamListInfo params, QueryEnvironment *queryEnv, \
+	DestReceiver *dest, QueryCompletion *qc
+#define RK_UTILITY_PASS \
+	pstmt, queryString, readOnlyTree, context, params, queryEnv, dest, qc
+#else
+#define RK_UTILITY_ARGS \
+	PlannedStmt *pstmt, const char *queryString, \
+	ProcessUtilityContext context, ParamListInfo params, QueryEnvironment *queryEnv, \
+	DestReceiver *dest, QueryCompletion *qc
+#define RK_UTILITY_PASS \
+	pstmt, queryString, context, params, queryEnv, dest, qc
+#endif
+
+/*
+ * Whether commits wait for synchronous standbys, as the checkpointer last
+ * published it to the backends.  A boolean in older minor releases and a
+ * set of flags in newer ones of the same majors: told apart by the flag's
+ * macro, since PG_VERSION_NUM cannot.
+ */
+#include "replication/walsender_private.h"
+static inline bool
+rk_sync_standbys_defined(void)
+{
+	if (WalSndCtl == NULL)
+		return false;
+#ifdef SYNC_STANDBY_DEFINED
+	return (WalSndCtl->sync_standbys_status & SYNC_STANDBY_DEFINED) != 0;
+#else
+	return WalSndCtl->sync_standbys_defined;
+#endif
+}
+
 /* Wait event sets belong to a resource owner since 17. */
 #include "storage/latch.h"
 #if PG_VERSION_NUM >= 170000

@@ -32,7 +32,9 @@
 #include "utils/memutils.h"
 #include "utils/guc.h"
 
-#include "replication_kit.h"
+#include "core/config.h"
+#include "core/durable.h"
+#include "core/guard.h"
 
 /*
  * ALTER SYSTEM SET name = 'value', or ALTER SYSTEM RESET name when value is
@@ -110,44 +112,6 @@ rk_file_setting_value(const char *name)
 	return result;
 }
 
-/* A whole file into memory; NULL with errno set if it cannot be read. */
-char *
-rk_read_whole_file(const char *path, size_t *len)
-{
-	FILE	   *f;
-	struct stat st;
-	char	   *buf;
-	size_t		n;
-
-	f = AllocateFile(path, PG_BINARY_R);
-	if (f == NULL)
-		return NULL;
-	if (fstat(fileno(f), &st) < 0)
-	{
-		int			save = errno;
-
-		FreeFile(f);
-		errno = save;
-		return NULL;
-	}
-	buf = palloc(st.st_size + 1);
-	n = fread(buf, 1, st.st_size, f);
-	if (ferror(f) || n != (size_t) st.st_size)
-	{
-		int			save = errno ? errno : EIO;
-
-		FreeFile(f);
-		pfree(buf);
-		errno = save;
-		return NULL;
-	}
-	FreeFile(f);
-	buf[n] = '\0';
-	if (len)
-		*len = n;
-	return buf;
-}
-
 /*
  * Run `steps`; if it fails, roll back what it did inside the database (a
  * subtransaction) and call `undo` to put back what it changed outside (files,
@@ -205,25 +169,10 @@ rk_auto_conf_snapshot(size_t *len)
 void
 rk_auto_conf_restore(const char *content, size_t len)
 {
-	const char *tmp = PG_AUTOCONF_FILENAME ".tmp";
-	int			fd;
-
 	if (content == NULL)
 		return;
 	LWLockAcquire(AutoFileLock, LW_EXCLUSIVE);
-	fd = OpenTransientFile(tmp, O_CREAT | O_RDWR | O_TRUNC | PG_BINARY);
-	if (fd < 0 || write(fd, content, len) != (ssize_t) len || pg_fsync(fd) != 0)
-	{
-		if (fd >= 0)
-			CloseTransientFile(fd);
-		LWLockRelease(AutoFileLock);
-		ereport(WARNING,
-				(errcode_for_file_access(),
-				 errmsg("could not restore \"%s\": %m", PG_AUTOCONF_FILENAME)));
-		return;
-	}
-	CloseTransientFile(fd);
-	(void) durable_rename(tmp, PG_AUTOCONF_FILENAME, WARNING);
+	rk_durable_write(PG_AUTOCONF_FILENAME, content, len, pg_file_create_mode);
 	LWLockRelease(AutoFileLock);
 }
 

@@ -6,10 +6,13 @@
  *
  * Every wait is on a WaitEventSet that includes this process's latch and
  * postmaster death, so a worker (or a backend running rk_failover) can be
- * stopped at any moment, and a peer that accepts the TCP connection but
+ * stopped at any moment (the postmaster itself, asking before it accepts
+ * connections whether this node was replaced, waits on the sockets only), and a peer that accepts the TCP connection but
  * never answers (a SIGSTOPped postmaster, a hung backend) costs exactly the
- * deadline and is reported unreachable.  Connections are kept between
- * rounds and dropped after any failure; a fresh one is made next time.
+ * deadline and is reported unreachable.  Deadlines are on the monotonic
+ * clock.  Connections are kept between rounds and dropped after any
+ * failure; a fresh one is made next time.  The postmaster keeps none: its
+ * children must not inherit a peer's socket.
  *
  * Peers are reached as the kit's replication role, with the password file
  * the kit keeps in PGDATA, on replication_kit.database.
@@ -27,8 +30,9 @@
 #include "utils/memutils.h"
 #include "utils/timestamp.h"
 
-#include "replication_kit.h"
-#include "peer.h"
+#include "core/clock.h"
+#include "core/peer.h"
+#include "core/settings.h"
 
 /* Connections kept between rounds, by "host:port". */
 typedef struct PeerConn
@@ -125,6 +129,7 @@ call_start(RkCall *c)
 
 	c->res = NULL;
 	c->error[0] = '\0';
+	c->sqlstate[0] = '\0';
 	if (pc->conn && PQstatus(pc->conn) == CONNECTION_OK && PQtransactionStatus(pc->conn) == PQTRANS_IDLE)
 	{
 		c->conn = pc->conn;
@@ -228,9 +233,12 @@ call_step(RkCall *c)
 						if (PQresultStatus(c->res) != PGRES_TUPLES_OK &&
 							PQresultStatus(c->res) != PGRES_COMMAND_OK)
 						{
-							snprintf(c->error, sizeof(c->error), "%s",
-									 PQresultErrorField(c->res, PG_DIAG_MESSAGE_PRIMARY)
-									 ? PQresultErrorField(c->res, PG_DIAG_MESSAGE_PRIMARY) : "query failed");
+							const char *msg = PQresultErrorField(c->res, PG_DIAG_MESSAGE_PRIMARY);
+							const char *code = PQresultErrorField(c->res, PG_DIAG_SQLSTATE);
+
+							snprintf(c->error, sizeof(c->error), "%s", msg ? msg : "query failed");
+							if (code && strlen(code) == 5)
+								strlcpy(c->sqlstate, code, sizeof(c->sqlstate));
 							PQclear(c->res);
 							c->res = NULL;
 							c->phase = RK_CALL_FAILED;
@@ -314,9 +322,10 @@ rk_calls_run_notify(RkCall *calls, int ncalls, int timeout_ms, RkCallAnswered an
 static void
 calls_run(RkCall *calls, int ncalls, int timeout_ms, RkCallAnswered answered, void *arg)
 {
-	TimestampTz deadline = TimestampTzPlusMilliseconds(GetCurrentTimestamp(), timeout_ms);
+	int64		deadline = rk_monotonic_ms() + timeout_ms;
+	bool		postmaster = !IsUnderPostmaster;
 
-	if (!cleanup_registered)
+	if (!cleanup_registered && !postmaster)
 	{
 		before_shmem_exit(close_all, (Datum) 0);
 		cleanup_registered = true;
@@ -346,7 +355,7 @@ calls_run(RkCall *calls, int ncalls, int timeout_ms, RkCallAnswered answered, vo
 		if (pending == 0)
 			return;
 
-		remaining = TimestampDifferenceMilliseconds(GetCurrentTimestamp(), deadline);
+		remaining = (long) (deadline - rk_monotonic_ms());
 		if (remaining <= 0)
 		{
 			for (int i = 0; i < ncalls; i++)
@@ -370,8 +379,11 @@ calls_run(RkCall *calls, int ncalls, int timeout_ms, RkCallAnswered answered, vo
 		}
 
 		set = rk_create_wait_event_set(pending + 2);
-		AddWaitEventToSet(set, WL_LATCH_SET, PGINVALID_SOCKET, MyLatch, NULL);
-		AddWaitEventToSet(set, WL_EXIT_ON_PM_DEATH, PGINVALID_SOCKET, NULL, NULL);
+		if (!postmaster)
+		{
+			AddWaitEventToSet(set, WL_LATCH_SET, PGINVALID_SOCKET, MyLatch, NULL);
+			AddWaitEventToSet(set, WL_EXIT_ON_PM_DEATH, PGINVALID_SOCKET, NULL, NULL);
+		}
 		for (int i = 0; i < ncalls; i++)
 		{
 			uint32		ev = call_wait_events(&calls[i]);
@@ -447,4 +459,24 @@ void
 rk_calls_disconnect_all(void)
 {
 	close_all(0, (Datum) 0);
+}
+
+/*
+ * Report a failed call at `elevel`, the way postgres_fdw reports a remote
+ * error: an ERROR the peer raised keeps its SQLSTATE and message; a call
+ * that never got an answer is a connection failure.
+ */
+void
+rk_call_report(RkCall *c, int elevel, const char *what)
+{
+	if (c->sqlstate[0] != '\0')
+		ereport(elevel,
+				(errcode(MAKE_SQLSTATE(c->sqlstate[0], c->sqlstate[1], c->sqlstate[2],
+									   c->sqlstate[3], c->sqlstate[4])),
+				 errmsg("%s", what),
+				 errdetail("The node at %s:%d answered: %s", c->host, c->port, c->error)));
+	ereport(elevel,
+			(errcode(ERRCODE_CONNECTION_FAILURE),
+			 errmsg("%s", what),
+			 errdetail("%s", c->error[0] ? c->error : "no answer")));
 }

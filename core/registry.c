@@ -31,7 +31,9 @@
 #include "utils/lsyscache.h"
 #include "utils/rel.h"
 
-#include "replication_kit.h"
+#include "core/config.h"
+#include "core/registry.h"
+#include "core/shmem.h"
 
 /*
  * Node names are also replication slot names, application_name values and
@@ -246,14 +248,32 @@ rk_registry_sync_standby_count(void)
 char *
 rk_sync_names_from_registry(void)
 {
-	char	   *v = rk_query_value(psprintf(
-											"SELECT CASE WHEN c.num_sync = 0 OR n.names IS NULL THEN '' "
-											"ELSE c.sync_method || ' ' || c.num_sync || ' (' || n.names || ')' END "
-											"FROM %s c, LATERAL (SELECT string_agg(node_name, ', ' ORDER BY node_id) AS names "
-											"FROM %s WHERE role = 'standby' AND sync) n",
-											rk_table("rk_cluster"), rk_table("rk_nodes")),
-								   0, NULL, NULL);
+	return rk_sync_names_for(NULL);
+}
 
+/*
+ * The same with `primary` as the primary (NULL: the one the registry
+ * names): the other nodes with the sync flag, in registration order.  A
+ * node about to be promoted asks for its own list while still a standby.
+ * Built with format(), not ||, so that no operator from the search path
+ * can stand in.
+ */
+char *
+rk_sync_names_for(const char *primary)
+{
+	Oid			argtypes[1] = {TEXTOID};
+	Datum		values[1] = {CStringGetTextDatum(primary ? primary : "")};
+	char	   *v;
+
+	v = rk_query_value(psprintf("SELECT CASE WHEN c.num_sync OPERATOR(pg_catalog.=) 0 OR n.names IS NULL THEN '' "
+								"ELSE pg_catalog.format('%%s %%s (%%s)', c.sync_method, c.num_sync, n.names) END "
+								"FROM %s c, LATERAL (SELECT pg_catalog.string_agg(node_name, ', ' ORDER BY node_id) AS names "
+								"FROM %s WHERE sync AND node_name OPERATOR(pg_catalog.<>) "
+								"CASE WHEN $1 OPERATOR(pg_catalog.=) '' THEN "
+								"(SELECT p.node_name FROM %s p WHERE p.role OPERATOR(pg_catalog.=) 'primary') "
+								"ELSE $1 END) n",
+								rk_table("rk_cluster"), rk_table("rk_nodes"), rk_table("rk_nodes")),
+					   1, argtypes, values);
 	return v ? v : pstrdup("");
 }
 
@@ -299,4 +319,30 @@ rk_registry_event(const char *kind, const char *node, const char *detail)
 	if (ret != SPI_OK_INSERT)
 		elog(ERROR, "could not record event: %s", SPI_result_code_string(ret));
 	SPI_finish();
+}
+
+/*
+ * Make synchronous_standby_names what the registry says it should be, with
+ * ALTER SYSTEM and a reload.  Returns the value.  Also used by a new
+ * primary's worker right after promotion.
+ */
+char *
+rk_apply_sync_names(void)
+{
+	return rk_apply_sync_names_for(NULL);
+}
+
+/* The same for `primary` as the primary (NULL: the registry's). */
+char *
+rk_apply_sync_names_for(const char *primary)
+{
+	char	   *wanted = rk_sync_names_for(primary);
+	char	   *in_file = rk_file_setting_value("synchronous_standby_names");
+
+	if (in_file == NULL ? wanted[0] != '\0' : strcmp(in_file, wanted) != 0)
+	{
+		rk_alter_system("synchronous_standby_names", wanted[0] ? wanted : NULL);
+		rk_reload_config();
+	}
+	return wanted;
 }

@@ -17,9 +17,12 @@
 
 #include <unistd.h>
 
+#include "lib/stringinfo.h"
 #include "storage/fd.h"
 
-#include "replication_kit.h"
+#include "core/durable.h"
+#include "core/node_state.h"
+#include "core/shmem.h"
 
 /* Read the state file; false (state zeroed) if there is none. */
 bool
@@ -27,6 +30,7 @@ rk_state_read(RkNodeState *state)
 {
 	FILE	   *f;
 	char		line[512];
+	bool		has_won_term = false;
 
 	memset(state, 0, sizeof(RkNodeState));
 	f = AllocateFile(RK_STATE_FILE, "r");
@@ -56,6 +60,11 @@ rk_state_read(RkNodeState *state)
 			strlcpy(state->voted_for, value, NAMEDATALEN);
 		else if (strcmp(key, "voted_term") == 0)
 			state->voted_term = strtoull(value, NULL, 10);
+		else if (strcmp(key, "won_term") == 0)
+		{
+			state->won_term = strtoull(value, NULL, 10);
+			has_won_term = true;
+		}
 		else if (strcmp(key, "role") == 0)
 			strlcpy(state->role, value, sizeof(state->role));
 		else if (strcmp(key, "primary_name") == 0)
@@ -84,7 +93,26 @@ rk_state_read(RkNodeState *state)
 		}
 	}
 	FreeFile(f);
+
+	/*
+	 * A file written before won_term existed: a node that names itself the
+	 * primary of its term was, so it keeps that standing.
+	 */
+	if (!has_won_term && strcmp(state->role, "primary") == 0 &&
+		strcmp(state->primary_name, state->node_name) == 0)
+		state->won_term = state->term;
 	return true;
+}
+
+/*
+ * May this node act as the primary?  Only in a term it won (or, for the
+ * first primary, founded): once it has seen a newer term, or left recovery
+ * without winning one, it acknowledges nothing until it is a standby again.
+ */
+bool
+rk_state_elected(const RkNodeState *st)
+{
+	return st->won_term > 0 && st->won_term == st->term;
 }
 
 /*
@@ -94,47 +122,30 @@ rk_state_read(RkNodeState *state)
 void
 rk_state_write(const RkNodeState *state)
 {
-	const char *tmp = RK_STATE_FILE ".tmp";
-	FILE	   *f;
+	StringInfoData buf;
 
-	f = AllocateFile(tmp, "w");
-	if (f == NULL)
-		ereport(ERROR,
-				(errcode_for_file_access(),
-				 errmsg("could not create file \"%s\": %m", tmp)));
-	fprintf(f,
-			"# replication_kit node state: written by replication_kit, do not edit\n"
-			"node_name = %s\n"
-			"term = " UINT64_FORMAT "\n"
-			"voted_for = %s\n"
-			"voted_term = " UINT64_FORMAT "\n"
-			"role = %s\n"
-			"primary_name = %s\n"
-			"members = %d\n"
-			"rejoin_pending = %s\n"
-			"rewound_term = " UINT64_FORMAT "\n"
-			"repl_role = %s\n",
-			state->node_name, state->term, state->voted_for, state->voted_term,
-			state->role, state->primary_name, state->members,
-			state->rejoin_pending ? "true" : "false", state->rewound_term, state->repl_role);
+	initStringInfo(&buf);
+	appendStringInfo(&buf,
+					 "# replication_kit node state: written by replication_kit, do not edit\n"
+					 "node_name = %s\n"
+					 "term = " UINT64_FORMAT "\n"
+					 "voted_for = %s\n"
+					 "voted_term = " UINT64_FORMAT "\n"
+					 "won_term = " UINT64_FORMAT "\n"
+					 "role = %s\n"
+					 "primary_name = %s\n"
+					 "members = %d\n"
+					 "rejoin_pending = %s\n"
+					 "rewound_term = " UINT64_FORMAT "\n"
+					 "repl_role = %s\n",
+					 state->node_name, state->term, state->voted_for, state->voted_term,
+					 state->won_term, state->role, state->primary_name, state->members,
+					 state->rejoin_pending ? "true" : "false", state->rewound_term, state->repl_role);
 	for (int i = 0; i < state->npeers; i++)
-		fprintf(f, "peer = %s %s %d\n", state->peer_name[i], state->peer_host[i], state->peer_port[i]);
-	if (ferror(f) || fflush(f) != 0 || pg_fsync(fileno(f)) != 0)
-	{
-		int			save = errno;
-
-		FreeFile(f);
-		unlink(tmp);
-		errno = save;
-		ereport(ERROR,
-				(errcode_for_file_access(),
-				 errmsg("could not write file \"%s\": %m", tmp)));
-	}
-	if (FreeFile(f) != 0)
-		ereport(ERROR,
-				(errcode_for_file_access(),
-				 errmsg("could not close file \"%s\": %m", tmp)));
-	(void) durable_rename(tmp, RK_STATE_FILE, ERROR);
+		appendStringInfo(&buf, "peer = %s %s %d\n",
+						 state->peer_name[i], state->peer_host[i], state->peer_port[i]);
+	rk_durable_write(RK_STATE_FILE, buf.data, buf.len, pg_file_create_mode);
+	pfree(buf.data);
 }
 
 /*
@@ -204,6 +215,7 @@ rk_state_start_term(const char *primary_name)
 	if (st.term == 0)
 	{
 		st.term = 1;
+		st.won_term = 1;
 		strlcpy(st.primary_name, primary_name, NAMEDATALEN);
 		if (st.members == 0)
 			st.members = 1;

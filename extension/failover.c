@@ -29,8 +29,12 @@
 #include "lib/stringinfo.h"
 #include "utils/builtins.h"
 
-#include "replication_kit.h"
-#include "peer.h"
+#include "core/conninfo.h"
+#include "core/local.h"
+#include "core/peer.h"
+#include "core/registry.h"
+#include "core/shmem.h"
+#include "extension/extension.h"
 
 PG_FUNCTION_INFO_V1(rk_failover);
 PG_FUNCTION_INFO_V1(rk_switchover);
@@ -75,9 +79,7 @@ choose_target(void)
 }
 
 static bool remote_failover(const char *self, const char *target, bool force, bool dry_run,
-							bool planned, char **result);
-static bool remote_failover_call(const char *self, const char *target, bool force, bool dry_run,
-								 bool planned, char **result);
+							bool planned, char **result, bool *forced_loss);
 
 /* Carry a failover request to `target` (this node or another) and return its answer. */
 static char *
@@ -85,6 +87,7 @@ request_failover(const char *funcname, char *target, bool force, bool dry_run, b
 {
 	char	   *self = rk_self_name();
 	char	   *result = NULL;
+	bool		forced_loss = false;
 	bool		ok;
 
 	if (target != NULL)
@@ -105,31 +108,63 @@ request_failover(const char *funcname, char *target, bool force, bool dry_run, b
 				 errhint("Name the target: %s('node_name').", funcname)));
 
 	if (self != NULL && strcmp(target, self) == 0)
-		ok = rk_local_failover(force, dry_run, planned, &result);
+		ok = rk_local_failover(force, dry_run, planned, &result, &forced_loss);
 	else
-		ok = remote_failover(self, target, force, dry_run, planned, &result);
+		ok = remote_failover(self, target, force, dry_run, planned, &result, &forced_loss);
 
 	if (!ok)
 		ereport(ERROR,
 				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
 				 errmsg("%s to \"%s\" refused", planned ? "switchover" : "failover", target),
 				 errdetail("%s", result)));
-	if (strstr(result, "WARNING:") != NULL)
+	if (forced_loss)
 		ereport(WARNING,
 				(errmsg("forced failover to \"%s\" may have lost acknowledged commits", target),
 				 errdetail("%s", result)));
 	return result;
 }
 
+/* Carry the request to the target's worker, as the replication role. */
+static bool
+remote_failover_call(const char *self, const char *target, bool force, bool dry_run, bool planned,
+					 char **result, bool *forced_loss)
+{
+	Datum		name = CStringGetTextDatum(target);
+	char	   *host = rk_query_value(psprintf("SELECT host FROM %s WHERE node_name = $1", rk_table("rk_nodes")),
+									  1, (Oid[]) {TEXTOID}, &name);
+	char	   *port = rk_query_value(psprintf("SELECT port FROM %s WHERE node_name = $1", rk_table("rk_nodes")),
+									  1, (Oid[]) {TEXTOID}, &name);
+	char	   *role = rk_registry_replication_role();
+	const char *params[3] = {force ? "true" : "false", dry_run ? "true" : "false",
+	planned ? "true" : "false"};
+	RkCall		call;
+	RkFailoverAnswer answer;
+
+	if (role == NULL)
+		ereport(ERROR,
+				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+				 errmsg("no replication role is set up"),
+				 errhint("Run rk_create_replicator() on the primary.")));
+	rk_call_init(&call, host, atoi(port), role, self,
+				 "SELECT * FROM rk_peer_failover($1::boolean, $2::boolean, $3::boolean)", 3, params);
+	rk_calls_run(&call, 1, RK_REMOTE_FAILOVER_MS);
+	if (!rk_answer_failover(&call, &answer))
+		rk_call_report(&call, ERROR, psprintf("could not reach node \"%s\"", target));
+	rk_calls_clear(&call, 1);
+	*result = answer.result;
+	*forced_loss = answer.forced_loss;
+	return answer.ok;
+}
+
 /*
- * Carry the request to another node's worker, as the replication role.
- * Called on the primary, this session would be cut off by the old
- * primary's own restart as a standby before the answer arrives: the worker
- * waits while it is marked here (rejoin.c).
+ * Carry the request to another node's worker.  Called on the primary, this
+ * session would be cut off by the old primary's own restart as a standby
+ * before the answer arrives: the worker waits while it is marked here
+ * (rejoin.c).
  */
 static bool
 remote_failover(const char *self, const char *target, bool force, bool dry_run, bool planned,
-				char **result)
+				char **result, bool *forced_loss)
 {
 	bool		ok;
 
@@ -138,7 +173,7 @@ remote_failover(const char *self, const char *target, bool force, bool dry_run, 
 	LWLockRelease(rk_shared->lock);
 	PG_TRY();
 	{
-		ok = remote_failover_call(self, target, force, dry_run, planned, result);
+		ok = remote_failover_call(self, target, force, dry_run, planned, result, forced_loss);
 	}
 	PG_FINALLY();
 	{
@@ -150,45 +185,6 @@ remote_failover(const char *self, const char *target, bool force, bool dry_run, 
 		LWLockRelease(rk_shared->lock);
 	}
 	PG_END_TRY();
-	return ok;
-}
-
-static bool
-remote_failover_call(const char *self, const char *target, bool force, bool dry_run, bool planned,
-					 char **result)
-{
-	bool		ok;
-
-	{
-		/* Carry the request to the target's worker, as the replication role. */
-		char	   *host = rk_query_value(psprintf("SELECT host FROM %s WHERE node_name = $1", rk_table("rk_nodes")),
-										  1, (Oid[]) {TEXTOID}, (Datum[]) {CStringGetTextDatum(target)});
-		char	   *port = rk_query_value(psprintf("SELECT port FROM %s WHERE node_name = $1", rk_table("rk_nodes")),
-										  1, (Oid[]) {TEXTOID}, (Datum[]) {CStringGetTextDatum(target)});
-		char	   *role = rk_registry_replication_role();
-		const char *params[3] = {force ? "true" : "false", dry_run ? "true" : "false",
-		planned ? "true" : "false"};
-		RkCall		call;
-		const char *answer;
-
-		if (role == NULL)
-			ereport(ERROR,
-					(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
-					 errmsg("no replication role is set up"),
-					 errhint("Run rk_create_replicator() on the primary.")));
-		rk_call_init(&call, host, atoi(port), role, self,
-					 "SELECT rk_peer_failover($1::boolean, $2::boolean, $3::boolean) AS answer", 3, params);
-		rk_calls_run(&call, 1, 130 * 1000);
-		answer = rk_call_value(&call, "answer");
-		if (answer == NULL)
-			ereport(ERROR,
-					(errcode(ERRCODE_CONNECTION_FAILURE),
-					 errmsg("could not reach node \"%s\"", target),
-					 errdetail("%s", call.error)));
-		ok = strncmp(answer, "ok: ", 4) == 0;
-		*result = pstrdup(answer + (ok ? 4 : strncmp(answer, "refused: ", 9) == 0 ? 9 : 0));
-		rk_calls_clear(&call, 1);
-	}
 	return ok;
 }
 
@@ -297,10 +293,16 @@ rk_conninfo(PG_FUNCTION_ARGS)
 				 errhint("Run rk_setup_primary() first.")));
 
 	initStringInfo(&buf);
-	appendStringInfo(&buf, "host=%s port=%s dbname=%s", hosts, ports, dbname);
+	rk_conninfo_append(&buf, "host", hosts);
+	rk_conninfo_append(&buf, "port", ports);
+	rk_conninfo_append(&buf, "dbname", dbname);
 	if (user)
-		appendStringInfo(&buf, " user=%s", user);
-	appendStringInfo(&buf, " target_session_attrs=%s connect_timeout=2 keepalives=1 keepalives_idle=5 keepalives_interval=2 keepalives_count=2",
-					 write ? "read-write" : "prefer-standby");
+		rk_conninfo_append(&buf, "user", user);
+	rk_conninfo_append(&buf, "target_session_attrs", write ? "read-write" : "prefer-standby");
+	rk_conninfo_append(&buf, "connect_timeout", "2");
+	rk_conninfo_append(&buf, "keepalives", "1");
+	rk_conninfo_append(&buf, "keepalives_idle", "5");
+	rk_conninfo_append(&buf, "keepalives_interval", "2");
+	rk_conninfo_append(&buf, "keepalives_count", "2");
 	PG_RETURN_TEXT_P(cstring_to_text(buf.data));
 }

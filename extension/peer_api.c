@@ -50,79 +50,18 @@
 #include "utils/timestamp.h"
 #include "utils/varlena.h"
 
-#include "replication_kit.h"
+#include "core/local.h"
+#include "core/node_state.h"
+#include "core/peer.h"
+#include "core/settings.h"
+#include "core/shmem.h"
+#include "extension/extension.h"
 
 PG_FUNCTION_INFO_V1(rk_peer_state);
 PG_FUNCTION_INFO_V1(rk_request_vote);
 PG_FUNCTION_INFO_V1(rk_peer_fence);
 PG_FUNCTION_INFO_V1(rk_peer_failover);
 
-/* Set by the kit's own administrative functions, which must work while fenced. */
-bool		rk_guard_bypass = false;
-
-/*
- * How long a primary may go on committing after a majority last answered.
- * Shorter than failover_timeout by a probe interval, so that the lease of
- * an old primary has run out before any standby may vote for a new one.
- */
-int
-rk_effective_fence_ms(void)
-{
-	return Max(100, Min(rk_fence_timeout_ms, rk_failover_timeout_ms - rk_probe_interval_ms));
-}
-
-/* How far this node's WAL goes: flushed on a primary, received or replayed on a standby. */
-XLogRecPtr
-rk_local_lsn(void)
-{
-	if (RecoveryInProgress())
-		return Max(GetWalRcvFlushRecPtr(NULL, NULL), GetXLogReplayRecPtr(NULL));
-	return rk_flush_lsn();
-}
-
-/*
- * Has the WAL receiver heard from its primary within `window_ms`?  The
- * second signal a standby watches: WAL still arriving means the primary
- * is alive, whatever the probes say, and no election may start.
- */
-bool
-rk_walreceiver_hears_primary(int window_ms)
-{
-	WalRcvData *walrcv = WalRcv;
-	WalRcvState state;
-	TimestampTz last;
-
-	if (walrcv == NULL)
-		return false;
-	SpinLockAcquire(&walrcv->mutex);
-	state = walrcv->walRcvState;
-	last = walrcv->lastMsgReceiptTime;
-	SpinLockRelease(&walrcv->mutex);
-	return state == WALRCV_STREAMING && last != 0 &&
-		TimestampDifferenceMilliseconds(last, GetCurrentTimestamp()) < window_ms;
-}
-
-/* Is `node_name` on this node's replication_kit.simulate_partition list? */
-bool
-rk_partitioned_from(const char *node_name)
-{
-	char	   *copy;
-	List	   *names;
-	ListCell   *lc;
-	bool		found = false;
-
-	if (node_name == NULL || rk_simulate_partition == NULL || rk_simulate_partition[0] == '\0')
-		return false;
-	copy = pstrdup(rk_simulate_partition);
-	if (!SplitIdentifierString(copy, ',', &names))
-		return false;
-	foreach(lc, names)
-	{
-		if (strcmp((char *) lfirst(lc), node_name) == 0)
-			found = true;
-	}
-	return found;
-}
 
 /* Callers are other nodes' workers, as the replication role, or superusers. */
 static void
@@ -222,6 +161,70 @@ rk_peer_state(PG_FUNCTION_ARGS)
 	PG_RETURN_DATUM(HeapTupleGetDatum(heap_form_tuple(tupdesc, values, nulls)));
 }
 
+/* A vote request as received, and what the voter compares it with. */
+typedef struct VoteRequest
+{
+	const char *candidate;
+	uint64		term;
+	TimeLineID	tli;
+	XLogRecPtr	lsn;
+	bool		forced;			/* mode 'force': an operator overrode the checks */
+	int			need_ms;		/* silence from the primary a vote needs */
+	const char *self;
+	TimeLineID	my_tli;
+	XLogRecPtr	my_lsn;
+} VoteRequest;
+
+/*
+ * Why this node must refuse the vote, or RK_REFUSAL_NONE.  Called with
+ * rk_shared->lock held; `reason` gets the words for people.
+ */
+static RkRefusal
+judge_vote(const VoteRequest *rq, const RkNodeState *st, TimestampTz now, char *reason)
+{
+	long		silence_ms = TimestampDifferenceMilliseconds(rk_shared->last_seen_primary, now);
+	const char *self = rq->self ? rq->self : "this node";
+
+	if (rq->term < st->term || (rq->term == st->term && st->voted_term == rq->term &&
+								st->voted_for[0] != '\0' && strcmp(st->voted_for, rq->candidate) != 0))
+	{
+		snprintf(reason, RK_REASON_LEN, "already in term " UINT64_FORMAT " with a vote for %s",
+				 st->term, st->voted_term == st->term && st->voted_for[0] ? st->voted_for : "nobody");
+		return RK_REFUSAL_OLD_TERM;
+	}
+	if (!RecoveryInProgress())
+	{
+		snprintf(reason, RK_REASON_LEN, "%s is a primary, not a standby", self);
+		return RK_REFUSAL_NOT_STANDBY;
+	}
+	if (!rq->forced && silence_ms < rq->need_ms)
+	{
+		snprintf(reason, RK_REASON_LEN, "%s had contact with primary %s %ld ms ago",
+				 self, st->primary_name[0] ? st->primary_name : "(unknown)", silence_ms);
+		return RK_REFUSAL_PRIMARY_CONTACT;
+	}
+	if (!rq->forced && rk_walreceiver_hears_primary(rq->need_ms))
+	{
+		snprintf(reason, RK_REASON_LEN, "%s still receives WAL from its primary", self);
+		return RK_REFUSAL_RECEIVES_WAL;
+	}
+	if (!rq->forced &&
+		TimestampDifferenceMilliseconds(rk_shared->last_vote_at, now) < rk_failover_timeout_ms &&
+		st->voted_term < rq->term && st->voted_for[0] != '\0' && strcmp(st->voted_for, rq->candidate) != 0)
+	{
+		snprintf(reason, RK_REASON_LEN, "voted for %s in term " UINT64_FORMAT " less than failover_timeout ago",
+				 st->voted_for, st->voted_term);
+		return RK_REFUSAL_RECENT_VOTE;
+	}
+	if (rq->my_tli > rq->tli || (rq->my_tli == rq->tli && rq->my_lsn > rq->lsn))
+	{
+		snprintf(reason, RK_REASON_LEN, "%s has more WAL (%X/%X on timeline %u)",
+				 self, LSN_FORMAT_ARGS(rq->my_lsn), rq->my_tli);
+		return RK_REFUSAL_MORE_WAL;
+	}
+	return RK_REFUSAL_NONE;
+}
+
 /*
  * rk_request_vote(candidate, term, timeline, lsn, mode): vote for
  * `candidate` as the primary of `term`, or say why not.  mode is 'auto'
@@ -234,92 +237,68 @@ rk_peer_state(PG_FUNCTION_ARGS)
 Datum
 rk_request_vote(PG_FUNCTION_ARGS)
 {
-	char	   *candidate;
-	uint64		term;
-	int32		cand_tli;
-	XLogRecPtr	cand_lsn;
+	VoteRequest rq;
 	char	   *mode;
 	TupleDesc	tupdesc;
-	Datum		values[5];
-	bool		nulls[5] = {0};
-	TimeLineID	my_tli = rk_current_timeline();
-	XLogRecPtr	my_lsn = rk_local_lsn();
+	Datum		values[6];
+	bool		nulls[6] = {0};
+	RkRefusal	refusal;
 	TimestampTz now = GetCurrentTimestamp();
 	char		reason[RK_REASON_LEN] = "";
-	bool		granted = false;
+	bool		granted;
 	RkNodeState st;
-	long		silence_ms;
-	int			need_ms;
-	char	   *self;
 
 	if (PG_ARGISNULL(0) || PG_ARGISNULL(1) || PG_ARGISNULL(2) || PG_ARGISNULL(3) || PG_ARGISNULL(4))
 		ereport(ERROR,
 				(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
 				 errmsg("rk_request_vote arguments must not be null")));
-	candidate = text_to_cstring(PG_GETARG_TEXT_PP(0));
-	term = (uint64) PG_GETARG_INT64(1);
-	cand_tli = PG_GETARG_INT32(2);
-	cand_lsn = PG_GETARG_LSN(3);
+	rq.candidate = text_to_cstring(PG_GETARG_TEXT_PP(0));
+	rq.term = (uint64) PG_GETARG_INT64(1);
+	rq.tli = (TimeLineID) PG_GETARG_INT32(2);
+	rq.lsn = PG_GETARG_LSN(3);
 	mode = text_to_cstring(PG_GETARG_TEXT_PP(4));
-	require_peer("rk_request_vote", candidate);
+	require_peer("rk_request_vote", rq.candidate);
 	if (strcmp(mode, "auto") != 0 && strcmp(mode, "manual") != 0 && strcmp(mode, "force") != 0)
 		ereport(ERROR,
 				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
 				 errmsg("invalid vote mode \"%s\"", mode)));
 	if (get_call_result_type(fcinfo, NULL, &tupdesc) != TYPEFUNC_COMPOSITE)
 		elog(ERROR, "return type must be a row type");
-	self = rk_self_name();
-
-	need_ms = strcmp(mode, "auto") == 0 ? rk_failover_timeout_ms : rk_effective_fence_ms();
+	rq.forced = strcmp(mode, "force") == 0;
+	rq.need_ms = strcmp(mode, "auto") == 0 ? rk_failover_timeout_ms : rk_effective_fence_ms();
+	rq.self = rk_self_name();
+	rq.my_tli = rk_current_timeline();
+	rq.my_lsn = rk_local_lsn();
 
 	LWLockAcquire(rk_shared->lock, LW_EXCLUSIVE);
 	rk_state_load_locked();
 	st = rk_shared->state;
-	silence_ms = TimestampDifferenceMilliseconds(rk_shared->last_seen_primary, now);
-
-	if (term < st.term || (term == st.term && st.voted_term == term &&
-						   st.voted_for[0] != '\0' && strcmp(st.voted_for, candidate) != 0))
-		snprintf(reason, sizeof(reason), "already in term " UINT64_FORMAT " with a vote for %s",
-				 st.term, st.voted_term == st.term && st.voted_for[0] ? st.voted_for : "nobody");
-	else if (!RecoveryInProgress())
-		snprintf(reason, sizeof(reason), "%s is a primary, not a standby", self ? self : "this node");
-	else if (strcmp(mode, "force") != 0 && silence_ms < need_ms)
-		snprintf(reason, sizeof(reason), "%s had contact with primary %s %ld ms ago",
-				 self ? self : "this node", st.primary_name[0] ? st.primary_name : "(unknown)", silence_ms);
-	else if (strcmp(mode, "force") != 0 && rk_walreceiver_hears_primary(need_ms))
-		snprintf(reason, sizeof(reason), "%s still receives WAL from its primary",
-				 self ? self : "this node");
-	else if (strcmp(mode, "force") != 0 &&
-			 TimestampDifferenceMilliseconds(rk_shared->last_vote_at, now) < rk_failover_timeout_ms &&
-			 st.voted_term < term && st.voted_for[0] != '\0' && strcmp(st.voted_for, candidate) != 0)
-		snprintf(reason, sizeof(reason), "voted for %s in term " UINT64_FORMAT " less than failover_timeout ago",
-				 st.voted_for, st.voted_term);
-	else if (my_tli > (TimeLineID) cand_tli || (my_tli == (TimeLineID) cand_tli && my_lsn > cand_lsn))
-		snprintf(reason, sizeof(reason), "%s has more WAL (%X/%X on timeline %u)",
-				 self ? self : "this node", LSN_FORMAT_ARGS(my_lsn), my_tli);
-	else
+	refusal = judge_vote(&rq, &st, now, reason);
+	granted = refusal == RK_REFUSAL_NONE;
+	if (granted)
 	{
-		granted = true;
-		st.term = term;
-		st.voted_term = term;
-		strlcpy(st.voted_for, candidate, NAMEDATALEN);
+		st.term = rq.term;
+		st.voted_term = rq.term;
+		strlcpy(st.voted_for, rq.candidate, NAMEDATALEN);
 		st.primary_name[0] = '\0';	/* nobody's, until the winner says so */
 		rk_state_save_locked(&st);
 		rk_shared->last_vote_at = now;
-		snprintf(reason, sizeof(reason), "vote granted in term " UINT64_FORMAT, term);
+		snprintf(reason, sizeof(reason), "vote granted in term " UINT64_FORMAT, rq.term);
 	}
 	LWLockRelease(rk_shared->lock);
 
 	ereport(LOG,
 			(errmsg(RK_LOG_PREFIX "vote %s to %s for term " UINT64_FORMAT ": %s",
-					granted ? "given" : "refused", candidate, term, reason),
+					granted ? "given" : "refused", rq.candidate, rq.term, reason),
 			 errhidestmt(true)));
 
 	values[0] = BoolGetDatum(granted);
-	values[1] = Int64GetDatum((int64) Max(st.term, term));
-	values[2] = Int32GetDatum((int32) my_tli);
-	values[3] = LSNGetDatum(my_lsn);
+	values[1] = Int64GetDatum((int64) Max(st.term, rq.term));
+	values[2] = Int32GetDatum((int32) rq.my_tli);
+	values[3] = LSNGetDatum(rq.my_lsn);
 	values[4] = CStringGetTextDatum(reason);
+	values[5] = CStringGetTextDatum(rk_refusal_code(refusal));
+	nulls[5] = granted;
 	PG_RETURN_DATUM(HeapTupleGetDatum(heap_form_tuple(tupdesc, values, nulls)));
 }
 
@@ -422,12 +401,13 @@ rk_peer_fence(PG_FUNCTION_ARGS)
  * its answer.  Used by rk_failover() here and by rk_peer_failover() for a
  * caller on another node.
  */
-static bool
-request_local_failover(bool force, bool dry_run, bool planned, char **result)
+bool
+rk_local_failover(bool force, bool dry_run, bool planned, char **result, bool *forced_loss)
 {
 	uint32		seq;
-	TimestampTz deadline = TimestampTzPlusMilliseconds(GetCurrentTimestamp(), 120 * 1000);
+	TimestampTz deadline = TimestampTzPlusMilliseconds(GetCurrentTimestamp(), RK_MANUAL_ANSWER_MS);
 
+	*forced_loss = false;
 	LWLockAcquire(rk_shared->lock, LW_EXCLUSIVE);
 	if (!RecoveryInProgress())
 	{
@@ -458,14 +438,17 @@ request_local_failover(bool force, bool dry_run, bool planned, char **result)
 		done = rk_shared->done_seq == seq;
 		if (done)
 		{
+			bool		ok = rk_shared->result_ok;
+
 			*result = pstrdup(rk_shared->result);
+			*forced_loss = rk_shared->result_forced_loss;
 			LWLockRelease(rk_shared->lock);
-			return rk_shared->result_ok;
+			return ok;
 		}
 		LWLockRelease(rk_shared->lock);
 		if (GetCurrentTimestamp() > deadline)
 		{
-			*result = pstrdup("the worker did not answer within 120 s");
+			*result = pstrdup(psprintf("the worker did not answer within %d s", RK_MANUAL_ANSWER_MS / 1000));
 			return false;
 		}
 		(void) WaitLatch(MyLatch, WL_LATCH_SET | WL_TIMEOUT | WL_EXIT_ON_PM_DEATH, 50, PG_WAIT_EXTENSION);
@@ -476,7 +459,10 @@ request_local_failover(bool force, bool dry_run, bool planned, char **result)
 
 /*
  * rk_peer_failover(force, dry_run, planned): a manual failover (planned: a
- * switchover) to this node, for a caller elsewhere.
+ * switchover) to this node, for a caller elsewhere.  Answers with typed
+ * columns: whether it happened, whether it was forced past the majority or
+ * the synchronous quorum (acknowledged commits may be lost), and the
+ * explanation for the operator.
  */
 Datum
 rk_peer_failover(PG_FUNCTION_ARGS)
@@ -484,91 +470,17 @@ rk_peer_failover(PG_FUNCTION_ARGS)
 	bool		force = PG_ARGISNULL(0) ? false : PG_GETARG_BOOL(0);
 	bool		dry_run = PG_ARGISNULL(1) ? false : PG_GETARG_BOOL(1);
 	bool		planned = PG_ARGISNULL(2) ? false : PG_GETARG_BOOL(2);
+	TupleDesc	tupdesc;
+	Datum		values[3];
+	bool		nulls[3] = {0};
 	char	   *result;
-	bool		ok;
+	bool		forced_loss;
 
 	require_peer("rk_peer_failover", NULL);
-	ok = request_local_failover(force, dry_run, planned, &result);
-	PG_RETURN_TEXT_P(cstring_to_text(psprintf("%s%s", ok ? "ok: " : "refused: ", result)));
-}
-
-/* For rk_failover(): the same, in this node. */
-bool
-rk_local_failover(bool force, bool dry_run, bool planned, char **result)
-{
-	return request_local_failover(force, dry_run, planned, result);
-}
-
-/*
- * The commit guard.  Only transactions that wrote something are checked,
- * and only on a primary the worker (or the state file at startup) marked as
- * needing a lease; everything else costs two atomic reads.
- */
-void
-rk_commit_guard(XactEvent event, void *arg)
-{
-	TimestampTz until;
-	TimestampTz now;
-
-	if (event == XACT_EVENT_COMMIT || event == XACT_EVENT_ABORT)
-	{
-		rk_guard_bypass = false;
-		return;
-	}
-	if (event != XACT_EVENT_PRE_COMMIT || rk_shared == NULL || rk_guard_bypass)
-		return;
-	if (pg_atomic_read_u32(&rk_shared->guard_enforced) == 0 &&
-		pg_atomic_read_u32(&rk_shared->fenced) == 0)
-		return;
-	if (!TransactionIdIsValid(GetTopTransactionIdIfAny()) || RecoveryInProgress())
-		return;
-
-	if (pg_atomic_read_u32(&rk_shared->fenced) != 0)
-		ereport(ERROR,
-				(errcode(ERRCODE_READ_ONLY_SQL_TRANSACTION),
-				 errmsg("cannot commit: this node is fenced and no longer the primary"),
-				 errdetail("Another node was made the primary in a newer term; this node will rejoin as its standby."),
-				 errhint("Reconnect with target_session_attrs=read-write to reach the current primary.")));
-
-	until = (TimestampTz) pg_atomic_read_u64(&rk_shared->lease_until);
-	now = GetCurrentTimestamp();
-	if (now >= until)
-		ereport(ERROR,
-				(errcode(ERRCODE_READ_ONLY_SQL_TRANSACTION),
-				 errmsg("cannot commit: this primary has not heard from a majority of the cluster"),
-				 errdetail("A primary commits only while a majority of the registered nodes answers it (replication_kit.fence_timeout); another node may be promoted."),
-				 errhint("Check rk_status(); reconnect with target_session_attrs=read-write to reach the current primary.")));
-}
-
-/*
- * ClientAuthentication_hook: a fenced primary lets no standby but the one
- * it is handing over to start streaming from it.  A test's simulated
- * partition cuts replication from the nodes on the other side too.
- */
-void
-rk_replication_gate(void *p, int status)
-{
-	Port	   *port = (Port *) p;
-	char		target[NAMEDATALEN];
-
-	if (status != STATUS_OK || !am_walsender || rk_shared == NULL)
-		return;
-	if (rk_partitioned_from(port->application_name))
-		ereport(FATAL,
-				(errcode(ERRCODE_CONNECTION_FAILURE),
-				 errmsg("replication connection from node \"%s\" refused", port->application_name),
-				 errdetail("The node is cut off from this one by replication_kit.simulate_partition.")));
-	if (pg_atomic_read_u32(&rk_shared->fenced) == 0)
-		return;
-	LWLockAcquire(rk_shared->lock, LW_SHARED);
-	strlcpy(target, rk_shared->fence_target, NAMEDATALEN);
-	LWLockRelease(rk_shared->lock);
-	if (target[0] != '\0' && port->application_name != NULL &&
-		strcmp(port->application_name, target) == 0)
-		return;
-	ereport(FATAL,
-			(errcode(ERRCODE_CANNOT_CONNECT_NOW),
-			 errmsg("this node is fenced and no longer the primary"),
-			 errdetail("Another node is taking over; standbys must stream from it."),
-			 errhint("The replication_kit worker re-points this standby by itself.")));
+	if (get_call_result_type(fcinfo, NULL, &tupdesc) != TYPEFUNC_COMPOSITE)
+		elog(ERROR, "return type must be a row type");
+	values[0] = BoolGetDatum(rk_local_failover(force, dry_run, planned, &result, &forced_loss));
+	values[1] = BoolGetDatum(forced_loss);
+	values[2] = CStringGetTextDatum(result);
+	PG_RETURN_DATUM(HeapTupleGetDatum(heap_form_tuple(tupdesc, values, nulls)));
 }

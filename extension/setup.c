@@ -33,7 +33,12 @@
 #include "utils/formatting.h"
 #include "utils/guc.h"
 
-#include "replication_kit.h"
+#include "core/config.h"
+#include "core/node_state.h"
+#include "core/registry.h"
+#include "core/settings.h"
+#include "core/shmem.h"
+#include "extension/extension.h"
 
 PG_FUNCTION_INFO_V1(rk_setup_primary);
 PG_FUNCTION_INFO_V1(rk_create_replicator);
@@ -44,6 +49,9 @@ PG_FUNCTION_INFO_V1(rk_revoke_replication);
 #define ARG_TEXT_OR_NULL(n) (PG_ARGISNULL(n) ? NULL : text_to_cstring(PG_GETARG_TEXT_PP(n)))
 
 /* One setting rk_setup_primary wants, and whether the current value will do. */
+/* At most this many settings are asked for. */
+#define RK_SETUP_SETTINGS 10
+
 typedef struct WantedSetting
 {
 	const char *name;
@@ -167,36 +175,48 @@ listen_covers(const char *listen, const char *host)
 	return false;
 }
 
-/*
- * rk_setup_primary(node_name, host, port, max_standbys): register this node
- * as the primary and set what streaming replication and the kit need.
- * Returns one row per setting it changed; a NOTICE names the settings
- * that wait for a restart.  Calling it again changes nothing.
- */
-Datum
-rk_setup_primary(PG_FUNCTION_ARGS)
+/* The settings rk_setup_primary() asks for; returns how many. */
+static int
+wanted_settings(WantedSetting *wanted, int max_standbys, const char *host)
 {
-	ReturnSetInfo *rsinfo = (ReturnSetInfo *) fcinfo->resultinfo;
-	SetupPrimary sp;
+	/* Each standby needs a WAL sender and a slot; two spare for clones and pg_rewind. */
+	int			senders = max_standbys + 2;
+	char	   *listen = rk_setting_value("listen_addresses");
+	int			n = 0;
+
+	wanted[n++] = (WantedSetting) {"wal_level", "replica", ok_wal_level, 0, true};
+	wanted[n++] = (WantedSetting) {"max_wal_senders", psprintf("%d", senders), ok_at_least, senders, true};
+	wanted[n++] = (WantedSetting) {"max_replication_slots", psprintf("%d", senders), ok_at_least, senders, true};
+	wanted[n++] = (WantedSetting) {"hot_standby", "on", ok_bool_on, 0, true};
+	wanted[n++] = (WantedSetting) {"wal_log_hints", "on", ok_bool_on, 0, true};
+	wanted[n++] = (WantedSetting) {"max_slot_wal_keep_size", "4GB", ok_bounded, 0, false};
+	/* pg_rewind reads the old primary's WAL back to the last common checkpoint. */
+	wanted[n++] = (WantedSetting) {"wal_keep_size", "512MB", ok_at_least, 512, false};
+	wanted[n++] = (WantedSetting) {"synchronous_commit", "on", ok_sync_commit, 0, false};
+	if (!listen_covers(listen, host))
+		wanted[n++] = (WantedSetting) {"listen_addresses",
+			listen[0] ? psprintf("%s,%s", listen, host) : pstrdup(host), ok_equal, 0, true};
+	Assert(n <= RK_SETUP_SETTINGS);
+	return n;
+}
+
+/*
+ * rk_setup_primary()'s arguments, checked: a valid name, host and port, a
+ * sane max_standbys, and no other primary or standby by that name already.
+ * Returns max_standbys.
+ */
+static int
+setup_arguments(FunctionCallInfo fcinfo, SetupPrimary *sp)
+{
 	char	   *existing;
 	int			max_standbys;
-	int			senders;
-	WantedSetting wanted[10];
-	bool		change[10] = {0};
-	int			n = 0;
-	StringInfoData restart_list;
-	char	   *listen;
 
-	rk_require_superuser("rk_setup_primary");
-	rk_require_primary("rk_setup_primary");
-	rk_require_not_in_transaction_block("rk_setup_primary");
-
-	sp.node_name = ARG_TEXT_OR_NULL(0);
-	sp.host = ARG_TEXT_OR_NULL(1);
-	rk_validate_node_name(sp.node_name);
-	rk_validate_host(sp.host);
+	sp->node_name = ARG_TEXT_OR_NULL(0);
+	sp->host = ARG_TEXT_OR_NULL(1);
+	rk_validate_node_name(sp->node_name);
+	rk_validate_host(sp->host);
 	rk_validate_port(PG_ARGISNULL(2), PG_ARGISNULL(2) ? 0 : PG_GETARG_INT32(2));
-	sp.port = PG_GETARG_INT32(2);
+	sp->port = PG_GETARG_INT32(2);
 	if (PG_ARGISNULL(3))
 		ereport(ERROR,
 				(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
@@ -208,37 +228,47 @@ rk_setup_primary(PG_FUNCTION_ARGS)
 				 errmsg("max_standbys must be between 1 and %d", RK_MAX_NODES - 1)));
 
 	/* Another primary already registered, or this name taken by a standby? */
-	if (rk_registry_has_primary(&existing) && strcmp(existing, sp.node_name) != 0)
+	if (rk_registry_has_primary(&existing) && strcmp(existing, sp->node_name) != 0)
 		ereport(ERROR,
 				(errcode(ERRCODE_DUPLICATE_OBJECT),
 				 errmsg("this cluster is already set up with primary \"%s\"", existing),
 				 errhint("rk_status() shows the registered nodes; the primary keeps its name.")));
 	{
 		Oid			argtypes[1] = {TEXTOID};
-		Datum		values[1] = {CStringGetTextDatum(sp.node_name)};
+		Datum		values[1] = {CStringGetTextDatum(sp->node_name)};
 
 		if (rk_query_value(psprintf("SELECT 1 FROM %s WHERE node_name = $1 AND role = 'standby'",
 									rk_table("rk_nodes")), 1, argtypes, values))
 			ereport(ERROR,
 					(errcode(ERRCODE_DUPLICATE_OBJECT),
-					 errmsg("node \"%s\" is registered as a standby", sp.node_name)));
+					 errmsg("node \"%s\" is registered as a standby", sp->node_name)));
 	}
+	return max_standbys;
+}
 
-	/* Each standby needs a WAL sender and a slot; two spare for clones and pg_rewind. */
-	senders = max_standbys + 2;
-	wanted[n++] = (WantedSetting) {"wal_level", "replica", ok_wal_level, 0, true};
-	wanted[n++] = (WantedSetting) {"max_wal_senders", psprintf("%d", senders), ok_at_least, senders, true};
-	wanted[n++] = (WantedSetting) {"max_replication_slots", psprintf("%d", senders), ok_at_least, senders, true};
-	wanted[n++] = (WantedSetting) {"hot_standby", "on", ok_bool_on, 0, true};
-	wanted[n++] = (WantedSetting) {"wal_log_hints", "on", ok_bool_on, 0, true};
-	wanted[n++] = (WantedSetting) {"max_slot_wal_keep_size", "4GB", ok_bounded, 0, false};
-	/* pg_rewind reads the old primary's WAL back to the last common checkpoint. */
-	wanted[n++] = (WantedSetting) {"wal_keep_size", "512MB", ok_at_least, 512, false};
-	wanted[n++] = (WantedSetting) {"synchronous_commit", "on", ok_sync_commit, 0, false};
-	listen = rk_setting_value("listen_addresses");
-	if (!listen_covers(listen, sp.host))
-		wanted[n++] = (WantedSetting) {"listen_addresses",
-			listen[0] ? psprintf("%s,%s", listen, sp.host) : pstrdup(sp.host), ok_equal, 0, true};
+/*
+ * rk_setup_primary(node_name, host, port, max_standbys): register this node
+ * as the primary and set what streaming replication and the kit need.
+ * Returns one row per setting it changed; a NOTICE names the settings
+ * that wait for a restart.  Calling it again changes nothing.
+ */
+Datum
+rk_setup_primary(PG_FUNCTION_ARGS)
+{
+	ReturnSetInfo *rsinfo = (ReturnSetInfo *) fcinfo->resultinfo;
+	SetupPrimary sp;
+	int			max_standbys;
+	WantedSetting wanted[RK_SETUP_SETTINGS];
+	bool		change[RK_SETUP_SETTINGS] = {0};
+	int			n;
+	StringInfoData restart_list;
+
+	rk_require_superuser("rk_setup_primary");
+	rk_require_primary("rk_setup_primary");
+	rk_require_not_in_transaction_block("rk_setup_primary");
+
+	max_standbys = setup_arguments(fcinfo, &sp);
+	n = wanted_settings(wanted, max_standbys, sp.host);
 
 	InitMaterializedSRF(fcinfo, 0);
 	initStringInfo(&restart_list);
@@ -302,8 +332,6 @@ static void
 write_passfile(const char *role, const char *password)
 {
 	StringInfoData buf;
-	const char *tmp = RK_PASS_FILE ".tmp";
-	int			fd;
 
 	initStringInfo(&buf);
 	appendStringInfo(&buf, "*:*:*:%s:", role);
@@ -315,22 +343,15 @@ write_passfile(const char *role, const char *password)
 	}
 	appendStringInfoChar(&buf, '\n');
 
-	fd = OpenTransientFilePerm(tmp, O_WRONLY | O_CREAT | O_TRUNC | PG_BINARY, S_IRUSR | S_IWUSR);
-	if (fd < 0)
-		ereport(ERROR,
-				(errcode_for_file_access(),
-				 errmsg("could not create file \"%s\": %m", tmp)));
-	if (write(fd, buf.data, buf.len) != buf.len || pg_fsync(fd) != 0)
+	PG_TRY();
 	{
-		CloseTransientFile(fd);
-		unlink(tmp);
-		ereport(ERROR,
-				(errcode_for_file_access(),
-				 errmsg("could not write file \"%s\"", tmp)));
+		rk_durable_write(RK_PASS_FILE, buf.data, buf.len, S_IRUSR | S_IWUSR);
 	}
-	CloseTransientFile(fd);
-	memset(buf.data, 0, buf.len);
-	(void) durable_rename(tmp, RK_PASS_FILE, ERROR);
+	PG_FINALLY();
+	{
+		memset(buf.data, 0, buf.len);
+	}
+	PG_END_TRY();
 }
 
 typedef struct CreateReplicator
@@ -393,19 +414,9 @@ create_replicator_undo(void *arg)
 	CreateReplicator *cr = arg;
 
 	if (cr->old_passfile)
-	{
-		int			fd = OpenTransientFilePerm(RK_PASS_FILE, O_WRONLY | O_TRUNC | PG_BINARY, S_IRUSR | S_IWUSR);
-
-		if (fd >= 0)
-		{
-			if (write(fd, cr->old_passfile, cr->old_passfile_len) < 0)
-				ereport(WARNING, (errcode_for_file_access(),
-								  errmsg("could not restore \"%s\": %m", RK_PASS_FILE)));
-			CloseTransientFile(fd);
-		}
-	}
+		rk_durable_write(RK_PASS_FILE, cr->old_passfile, cr->old_passfile_len, S_IRUSR | S_IWUSR);
 	else
-		unlink(RK_PASS_FILE);
+		rk_durable_remove(RK_PASS_FILE);
 }
 
 /*
@@ -452,7 +463,8 @@ create_replicator(FunctionCallInfo fcinfo)
 	CreateReplicator cr = {0};
 	Oid			argtypes[1] = {TEXTOID};
 	Datum		values[1];
-	char	   *flags;
+	char	   *is_super;
+	char	   *is_repl;
 
 	rk_require_superuser("rk_create_replicator");
 	rk_require_primary("rk_create_replicator");
@@ -479,19 +491,20 @@ create_replicator(FunctionCallInfo fcinfo)
 	rk_commit_locally();
 
 	values[0] = CStringGetTextDatum(cr.role);
-	flags = rk_query_value("SELECT rolsuper::text || ',' || rolreplication::text "
-						   "FROM pg_catalog.pg_authid WHERE rolname = $1",
-						   1, argtypes, values);
-	if (flags != NULL)
+	is_super = rk_query_value("SELECT rolsuper FROM pg_catalog.pg_authid WHERE rolname = $1",
+							  1, argtypes, values);
+	is_repl = rk_query_value("SELECT rolreplication FROM pg_catalog.pg_authid WHERE rolname = $1",
+							 1, argtypes, values);
+	if (is_super != NULL)
 	{
 		cr.exists = true;
-		if (strncmp(flags, "true", 4) == 0)
+		if (strcmp(is_super, "t") == 0)
 			ereport(ERROR,
 					(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
 					 errmsg("role \"%s\" is a superuser", cr.role),
 					 errdetail("The kit does not use a superuser for replication: its password is stored on every node."),
 					 errhint("Choose another name for the replication role.")));
-		if (strstr(flags, ",false") != NULL)
+		if (strcmp(is_repl, "f") == 0)
 			ereport(ERROR,
 					(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
 					 errmsg("role \"%s\" exists and is not a replication role", cr.role),

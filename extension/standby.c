@@ -28,32 +28,18 @@
 #include "utils/builtins.h"
 #include "utils/memutils.h"
 
-#include "replication_kit.h"
+#include "core/config.h"
+#include "core/conninfo.h"
+#include "core/registry.h"
+#include "core/settings.h"
+#include "core/shmem.h"
+#include "extension/extension.h"
 
 PG_FUNCTION_INFO_V1(rk_add_standby);
 PG_FUNCTION_INFO_V1(rk_remove_standby);
 PG_FUNCTION_INFO_V1(rk_set_sync);
 
 #define ARG_TEXT_OR_NULL(n) (PG_ARGISNULL(n) ? NULL : text_to_cstring(PG_GETARG_TEXT_PP(n)))
-
-/*
- * Make synchronous_standby_names what the registry says it should be, with
- * ALTER SYSTEM and a reload.  Returns the value.  Also used by a new
- * primary's worker right after promotion.
- */
-char *
-rk_apply_sync_names(void)
-{
-	char	   *wanted = rk_sync_names_from_registry();
-	char	   *in_file = rk_file_setting_value("synchronous_standby_names");
-
-	if (in_file == NULL ? wanted[0] != '\0' : strcmp(in_file, wanted) != 0)
-	{
-		rk_alter_system("synchronous_standby_names", wanted[0] ? wanted : NULL);
-		rk_reload_config();
-	}
-	return wanted;
-}
 
 /* Run a statement with text arguments through SPI; returns rows processed. */
 static uint64
@@ -97,41 +83,6 @@ hba_address_for_host(const char *host)
 	if (inet_pton(AF_INET6, host, buf) == 1)
 		return psprintf("%s/128", host);
 	return pstrdup(host);
-}
-
-/* Shell-quote a string with single quotes. */
-static char *
-shell_quote(const char *s)
-{
-	StringInfoData buf;
-
-	initStringInfo(&buf);
-	appendStringInfoChar(&buf, '\'');
-	for (; *s; s++)
-	{
-		if (*s == '\'')
-			appendStringInfoString(&buf, "'\\''");
-		else
-			appendStringInfoChar(&buf, *s);
-	}
-	appendStringInfoChar(&buf, '\'');
-	return buf.data;
-}
-
-/*
- * The one command that clones standby `name` from the primary at host:port
- * through its own slot.  Without a data directory it uses "$PGDATA".  The
- * same text is handed out by rk_add_standby() and in the reports of a
- * standby that can only come back as a fresh clone.
- */
-char *
-rk_clone_command(const char *datadir, const char *name, const char *host, int port, const char *role)
-{
-	char	   *conn = psprintf("host=%s port=%d user=%s application_name=%s", host, port, role, name);
-
-	return psprintf("pg_basebackup --pgdata=%s --wal-method=stream --write-recovery-conf "
-					"--slot=%s --checkpoint=fast --dbname=%s",
-					datadir ? shell_quote(datadir) : "\"$PGDATA\"", name, shell_quote(conn));
 }
 
 typedef struct AddStandby
@@ -216,6 +167,8 @@ primary_address(char **host, char **port)
  * the standby's host as the server's OS user; the replication password
  * comes from PGPASSWORD or ~/.pgpass there, and pg_basebackup writes it
  * into the clone's primary_conninfo together with the standby's name.
+ * (It reads as one list of checks, each with its own error, then the one
+ * guarded change; splitting it would scatter the refusals.)
  */
 Datum
 rk_add_standby(PG_FUNCTION_ARGS)
@@ -385,16 +338,16 @@ rk_remove_standby(PG_FUNCTION_ARGS)
 	rk_validate_node_name(rs.name);
 	rk_commit_locally();
 
-	role = rk_query_value(psprintf("SELECT role || ',' || sync::text FROM %s WHERE node_name = $1",
-								   rk_table("rk_nodes")),
+	role = rk_query_value(psprintf("SELECT role FROM %s WHERE node_name = $1", rk_table("rk_nodes")),
+						  1, (Oid[]) {TEXTOID}, (Datum[]) {CStringGetTextDatum(rs.name)});
+	sync = rk_query_value(psprintf("SELECT sync FROM %s WHERE node_name = $1", rk_table("rk_nodes")),
 						  1, (Oid[]) {TEXTOID}, (Datum[]) {CStringGetTextDatum(rs.name)});
 	if (role == NULL)
 		ereport(ERROR,
 				(errcode(ERRCODE_UNDEFINED_OBJECT),
 				 errmsg("node \"%s\" is not registered", rs.name),
 				 errhint("rk_status() lists the registered nodes.")));
-	sync = strchr(role, ',') + 1;
-	if (strncmp(role, "primary", 7) == 0)
+	if (strcmp(role, "primary") == 0)
 		ereport(ERROR,
 				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
 				 errmsg("node \"%s\" is the primary and cannot be removed", rs.name),
@@ -402,7 +355,7 @@ rk_remove_standby(PG_FUNCTION_ARGS)
 
 	num_sync = atoi(rk_query_value(psprintf("SELECT num_sync FROM %s", rk_table("rk_cluster")), 0, NULL, NULL));
 	sync_count = rk_registry_sync_standby_count();
-	if (strcmp(sync, "true") == 0 && num_sync > sync_count - 1)
+	if (strcmp(sync, "t") == 0 && num_sync > sync_count - 1)
 		ereport(ERROR,
 				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
 				 errmsg("removing \"%s\" would leave %d synchronous standby%s for a policy that needs %d",

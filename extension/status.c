@@ -23,61 +23,12 @@
 #include "utils/pg_lsn.h"
 #include "utils/timestamp.h"
 
-#include "replication_kit.h"
+#include "core/local.h"
+#include "core/shmem.h"
+#include "extension/extension.h"
 
 PG_FUNCTION_INFO_V1(rk_local_node);
 PG_FUNCTION_INFO_V1(rk_peer_view);
-
-/*
- * The application_name in primary_conninfo, which is the name the primary
- * knows this standby by (pg_stat_replication, synchronous_standby_names);
- * NULL if primary_conninfo is empty or names none.
- */
-char *
-rk_primary_conninfo_appname(void)
-{
-	const char *conninfo = GetConfigOption("primary_conninfo", true, false);
-	PQconninfoOption *opts;
-	char	   *result = NULL;
-
-	if (conninfo == NULL || conninfo[0] == '\0')
-		return NULL;
-	opts = PQconninfoParse(conninfo, NULL);
-	if (opts == NULL)
-		return NULL;
-	for (PQconninfoOption *o = opts; o->keyword != NULL; o++)
-	{
-		if (strcmp(o->keyword, "application_name") == 0 && o->val && o->val[0] != '\0')
-			result = pstrdup(o->val);
-	}
-	PQconninfoFree(opts);
-	return result;
-}
-
-/*
- * This node's name.  An explicit replication_kit.node_name wins.  A standby
- * goes by the application_name it streams under, because that is the one
- * name the primary can check; a cloned standby inherits the primary's
- * state file, and this is how it stops believing it is the primary.
- * Otherwise the name remembered in the state file.  NULL if none of these
- * says anything (a node not yet set up).
- */
-char *
-rk_self_name(void)
-{
-	char	   *appname;
-
-	if (rk_node_name_setting && rk_node_name_setting[0] != '\0')
-		return pstrdup(rk_node_name_setting);
-	if (RecoveryInProgress() && (appname = rk_primary_conninfo_appname()) != NULL)
-		return appname;
-
-	LWLockAcquire(rk_shared->lock, LW_EXCLUSIVE);
-	rk_state_load_locked();
-	appname = rk_shared->state.node_name[0] ? pstrdup(rk_shared->state.node_name) : NULL;
-	LWLockRelease(rk_shared->lock);
-	return appname;
-}
 
 static Datum
 timestamp_or_null(TimestampTz t, bool *isnull)

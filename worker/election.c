@@ -36,17 +36,13 @@
 #include "pgstat.h"
 #include "utils/builtins.h"
 #include "utils/fmgrprotos.h"
+#include "utils/memutils.h"
 #include "utils/pg_lsn.h"
 #include "utils/timestamp.h"
 
-#include "fsm.h"
-#include "peer.h"
-
-/* The term and vote time of the election this node won, for take-over. */
-static uint64 won_term = 0;
-static TimestampTz won_at = 0;
-static bool won_forced = false;
-static char won_how[RK_REASON_LEN];
+#include "core/clock.h"
+#include "core/peer.h"
+#include "worker/fsm.h"
 
 /* Position in the synchronous list (0 first), or a large number for async nodes. */
 static int
@@ -246,24 +242,20 @@ request_votes(RkView *v, uint64 term, const char *mode, int *heard_sync,
 	for (int c = 0; c < ncalls; c++)
 	{
 		RkPeer	   *p = &v->peers[calls[c].peer_index];
-		const char *granted = rk_call_value(&calls[c], "granted");
-		const char *reason = rk_call_value(&calls[c], "reason");
+		RkVoteAnswer a;
 
-		if (calls[c].phase != RK_CALL_DONE || granted == NULL)
+		if (!rk_answer_vote(&calls[c], &a))
 		{
 			appendStringInfo(detail, "%s%s: no answer (%s)", detail->len ? "; " : "", p->name, calls[c].error);
 			continue;
 		}
-		if (granted[0] == 't')
-		{
-			if (p->joined)
-				votes++;
-		}
-		if (reason && strstr(reason, "has more WAL"))
+		if (a.granted && p->joined)
+			votes++;
+		if (a.refusal == RK_REFUSAL_MORE_WAL)
 			strlcpy(more_wal, p->name, NAMEDATALEN);
 		else if (p->sync && p->joined && calls[c].peer_index != v->primary_idx)
 			(*heard_sync)++;
-		appendStringInfo(detail, "%s%s: %s", detail->len ? "; " : "", p->name, reason ? reason : "?");
+		appendStringInfo(detail, "%s%s: %s", detail->len ? "; " : "", p->name, a.reason);
 	}
 	rk_calls_clear(calls, ncalls);
 	return votes;
@@ -315,10 +307,11 @@ run_election(RkView *v, const char *mode, uint64 term, StringInfo result)
 						 heard_sync < need ? (votes < v->majority ? " and the synchronous quorum" : "the synchronous quorum") : "",
 						 more_wal[0] ? psprintf(" (%s has more WAL)", more_wal) : "");
 	appendStringInfo(result, "%d of %d votes in term " UINT64_FORMAT, votes, v->members, term);
-	won_forced = force && votes < v->majority;
-	won_term = term;
-	won_at = v->now;
-	strlcpy(won_how, result->data, sizeof(won_how));
+	v->ctx->won_forced = force && votes < v->majority;
+	v->ctx->won_loss = force && (votes < v->majority || heard_sync < need || more_wal[0]);
+	v->ctx->won_term = term;
+	v->ctx->won_at = v->now;
+	strlcpy(v->ctx->won_how, result->data, sizeof(v->ctx->won_how));
 	return true;
 }
 
@@ -334,24 +327,24 @@ rk_act_elect(RkView *v)
 	{
 		rk_set_readiness("primary lost %ld ms ago; replication_kit.auto_failover is off: run rk_failover()",
 					  v->silence_ms);
-		return RK_NUM_EVENTS;
+		return RK_EV_NONE;
 	}
 	best = rk_best_candidate(v, reason, sizeof(reason));
 	if (best < 0)
 	{
 		rk_set_readiness("primary lost: %s", reason);
-		return RK_NUM_EVENTS;
+		return RK_EV_NONE;
 	}
 	if (!rk_quorum_ready(v, reason, sizeof(reason)))
 	{
 		rk_set_readiness("primary lost %ld ms ago; no automatic failover: %s", v->silence_ms, reason);
-		return RK_NUM_EVENTS;
+		return RK_EV_NONE;
 	}
 	if (best != v->self_idx)
 	{
 		rk_set_readiness("primary lost; waiting for %s, which has the most WAL, to take over",
 					  v->peers[best].name);
-		return RK_NUM_EVENTS;
+		return RK_EV_NONE;
 	}
 
 	initStringInfo(&result);
@@ -362,21 +355,70 @@ rk_act_elect(RkView *v)
 	}
 	rk_set_readiness("election lost: %s", result.data);
 	rk_journal(v, "election_lost", v->self, "%s", result.data);
-	return RK_NUM_EVENTS;
+	return RK_EV_NONE;
 }
 
 /*
- * Promote this node: create the slots its standbys will need (while
- * still a standby, so that they reserve WAL from before the switch), then
- * pg_promote() and wait for it.
+ * The stored synchronous policy, over the other nodes, in force before this
+ * node leaves recovery: its very first commit as the primary waits for the
+ * standbys the policy names.  Waits (briefly) until the checkpointer, which
+ * tells backends whether commits wait, has taken the new value.
  */
-bool
-rk_promote_now(RkView *v, uint64 term, const char *how)
+static void
+apply_sync_policy(RkView *v)
 {
-	Datum		ok;
+	bool		started = rk_xact_begin();
+	bool		wanted = rk_apply_sync_names_for(v->self)[0] != '\0';
+	int64		deadline = rk_monotonic_ms() + RK_SYNC_APPLY_WAIT_MS;
+
+	rk_xact_end(started);
+	while (rk_sync_standbys_defined() != wanted && rk_monotonic_ms() < deadline)
+	{
+		(void) WaitLatch(MyLatch, WL_LATCH_SET | WL_TIMEOUT | WL_EXIT_ON_PM_DEATH, 10, PG_WAIT_EXTENSION);
+		ResetLatch(MyLatch);
+		CHECK_FOR_INTERRUPTS();
+	}
+}
+
+/*
+ * PRIMARY_LOST --ELECTION_WON--> PROMOTING (and the same for an operator's
+ * failover): create the slots the other nodes will need, while still a
+ * standby, so that they reserve WAL from before the switch; hold the lease
+ * the votes are; then pg_promote() and wait for it.  The take-over
+ * (PROMOTING --IS_PRIMARY-->) runs in the next round, at once.
+ */
+RkEvent
+rk_act_promote(RkView *v)
+{
+	RkWorkerContext *ctx = v->ctx;
+	bool		promoted;
+
+	RkNodeState st;
+
+	/*
+	 * The win goes on disk before the promotion: after a crash or a worker
+	 * restart, only a node that wrote it may act as the primary of the term
+	 * (rk_state_elected()).
+	 */
+	LWLockAcquire(rk_shared->lock, LW_EXCLUSIVE);
+	st = rk_shared->state;
+	if (st.term != ctx->won_term)
+	{
+		LWLockRelease(rk_shared->lock);
+		rk_set_readiness("not promoted: term " UINT64_FORMAT " began after this node won term " UINT64_FORMAT,
+						 st.term, ctx->won_term);
+		if (ctx->manual_pending)
+			rk_manual_answer(ctx, false, "a newer term began before the promotion");
+		return RK_EV_NONE;
+	}
+	st.won_term = ctx->won_term;
+	rk_state_save_locked(&st);
+	v->st = st;
+	LWLockRelease(rk_shared->lock);
 
 	rk_create_peer_slots(v);
-	rk_journal(v, "promote", v->self, "term " UINT64_FORMAT ": %s", term, how);
+	apply_sync_policy(v);
+	rk_journal(v, "promote", v->self, "term " UINT64_FORMAT ": %s", ctx->won_term, ctx->won_how);
 	pgstat_report_activity(STATE_RUNNING, "promoting");
 
 	/*
@@ -384,24 +426,22 @@ rk_promote_now(RkView *v, uint64 term, const char *how)
 	 * that reaches the new primary before the take-over round commits at
 	 * once instead of being told that no majority answers.
 	 */
-	rk_grant_lease(v, rk_election_lease_start(term));
-	ok = DirectFunctionCall2(pg_promote, BoolGetDatum(true), Int32GetDatum(60));
-	return DatumGetBool(ok);
-}
-
-/* PRIMARY_LOST --ELECTION_WON--> PROMOTING */
-RkEvent
-rk_act_promote(RkView *v)
-{
-	if (!rk_promote_now(v, won_term, won_how))
-		rk_set_readiness("pg_promote() did not finish within 60 s");
-
-	/*
-	 * This round's transaction began in recovery and stays read-only: the
-	 * take-over (PROMOTING --IS_PRIMARY-->) runs in the next round, at once.
-	 */
+	rk_grant_lease(v, rk_election_lease_start(ctx, ctx->won_term));
+	promoted = DatumGetBool(DirectFunctionCall2(pg_promote, BoolGetDatum(true),
+												Int32GetDatum(RK_PROMOTE_WAIT_SECS)));
+	if (!promoted)
+		rk_set_readiness("pg_promote() did not finish within %d s", RK_PROMOTE_WAIT_SECS);
+	if (ctx->manual_pending)
+	{
+		if (promoted)
+			appendStringInfo(&ctx->manual_result, "; %s promoted in term " UINT64_FORMAT,
+							 v->self, ctx->won_term);
+		else
+			appendStringInfoString(&ctx->manual_result, "; pg_promote() did not finish");
+		rk_manual_answer(ctx, promoted, ctx->manual_result.data);
+	}
 	SetLatch(MyLatch);
-	return RK_NUM_EVENTS;
+	return RK_EV_NONE;
 }
 
 /*
@@ -409,16 +449,9 @@ rk_act_promote(RkView *v)
  * refuses other candidates for failover_timeout after that.
  */
 TimestampTz
-rk_election_lease_start(uint64 term)
+rk_election_lease_start(RkWorkerContext *ctx, uint64 term)
 {
-	return term == won_term ? won_at : GetCurrentTimestamp();
-}
-
-/* Was the election of `term` forced through without a majority? */
-bool
-rk_election_forced(uint64 term)
-{
-	return term == won_term && won_forced;
+	return term == ctx->won_term ? ctx->won_at : GetCurrentTimestamp();
 }
 
 /* The explanation an operator gets back from a dry run. */
@@ -456,12 +489,12 @@ explain(RkView *v, bool force, StringInfo out)
 
 /*
  * Wait until this node has received WAL up to `target` (the fenced old
- * primary's last flush), for at most 30 s.
+ * primary's last flush), for at most RK_CATCH_UP_MS.
  */
 static bool
 catch_up_to(XLogRecPtr target)
 {
-	TimestampTz deadline = TimestampTzPlusMilliseconds(GetCurrentTimestamp(), 30 * 1000);
+	TimestampTz deadline = TimestampTzPlusMilliseconds(GetCurrentTimestamp(), RK_CATCH_UP_MS);
 
 	while (rk_local_lsn() < target)
 	{
@@ -481,7 +514,7 @@ fence_primary(RkView *v, uint64 term, bool planned, StringInfo result)
 	RkCall		call;
 	char		term_s[32];
 	const char *params[3];
-	const char *val;
+	RkFenceAnswer answer;
 	XLogRecPtr	lsn = InvalidXLogRecPtr;
 	RkPeer	   *p = &v->peers[v->primary_idx];
 
@@ -491,11 +524,11 @@ fence_primary(RkView *v, uint64 term, bool planned, StringInfo result)
 	params[2] = planned ? "true" : "false";
 	rk_call_init(&call, p->host, p->port, v->repl_role, v->self,
 				 "SELECT * FROM rk_peer_fence($1, $2::bigint, $3::boolean)", 3, params);
-	rk_calls_run(&call, 1, rk_probe_timeout_ms * 3);
-	if (call.phase == RK_CALL_DONE && (val = rk_call_value(&call, "lsn")) != NULL)
+	rk_calls_run(&call, 1, rk_probe_timeout_ms * RK_FENCE_CALL_FACTOR);
+	if (rk_answer_fence(&call, &answer))
 	{
-		lsn = DatumGetLSN(DirectFunctionCall1(pg_lsn_in, CStringGetDatum(val)));
-		appendStringInfo(result, "%s fenced at %s; ", p->name, val);
+		lsn = answer.lsn;
+		appendStringInfo(result, "%s fenced at %X/%X; ", p->name, LSN_FORMAT_ARGS(lsn));
 	}
 	else
 		appendStringInfo(result, "could not fence %s (%s); ", p->name, call.error);
@@ -503,102 +536,156 @@ fence_primary(RkView *v, uint64 term, bool planned, StringInfo result)
 	return lsn;
 }
 
-/*
- * An operator's failover to this node (rk_failover), handled between
- * rounds.  Answers through shared memory; a won election is promoted here.
- */
-void
-rk_handle_manual_request(RkView *v, RkState *state)
+/* Is an operator's request (rk_failover, rk_switchover) waiting for this worker? */
+bool
+rk_manual_request_pending(RkWorkerContext *ctx)
 {
-	uint32		seq;
-	bool		force;
-	bool		dry_run;
-	bool		planned;
-	bool		ok = false;
-	StringInfoData result;
+	bool		pending;
 
 	LWLockAcquire(rk_shared->lock, LW_SHARED);
-	seq = rk_shared->request_seq;
-	force = rk_shared->request_force;
-	dry_run = rk_shared->request_dry_run;
-	planned = rk_shared->request_planned;
+	pending = rk_shared->request_seq != rk_shared->done_seq;
 	LWLockRelease(rk_shared->lock);
-	if (seq == rk_shared->done_seq)
-		return;
+	return pending;
+}
 
-	initStringInfo(&result);
-	if (!v->in_recovery)
-		appendStringInfo(&result, "%s is already the primary", v->self);
-	else if (v->self_idx < 0)
-		appendStringInfo(&result, "this node is not in the registry");
-	else if (dry_run)
+/* Take the waiting request: its flags, and its number for the answer. */
+static void
+take_request(RkWorkerContext *ctx, bool *force, bool *dry_run, bool *planned)
+{
+	LWLockAcquire(rk_shared->lock, LW_SHARED);
+	ctx->manual_seq = rk_shared->request_seq;
+	*force = rk_shared->request_force;
+	*dry_run = rk_shared->request_dry_run;
+	*planned = rk_shared->request_planned;
+	LWLockRelease(rk_shared->lock);
+	ctx->manual_pending = true;
+	ctx->won_loss = false;
+	if (ctx->manual_result.data == NULL)
 	{
-		explain(v, force, &result);
-		ok = true;
+		MemoryContext old = MemoryContextSwitchTo(TopMemoryContext);
+
+		initStringInfo(&ctx->manual_result);
+		MemoryContextSwitchTo(old);
+	}
+	resetStringInfo(&ctx->manual_result);
+}
+
+/* Answer the request being handled; the backend waiting for it wakes up. */
+void
+rk_manual_answer(RkWorkerContext *ctx, bool ok, const char *result)
+{
+	LWLockAcquire(rk_shared->lock, LW_EXCLUSIVE);
+	strlcpy(rk_shared->result, result, sizeof(rk_shared->result));
+	rk_shared->result_ok = ok;
+	rk_shared->result_forced_loss = ok && ctx->won_loss;
+	rk_shared->done_seq = ctx->manual_seq;
+	LWLockRelease(rk_shared->lock);
+	ctx->manual_pending = false;
+}
+
+/* PRIMARY, FENCED, REJOINING --MANUAL_FAILOVER-->: nothing to promote here. */
+RkEvent
+rk_act_refuse_manual(RkView *v)
+{
+	bool		force,
+				dry_run,
+				planned;
+
+	take_request(v->ctx, &force, &dry_run, &planned);
+	rk_manual_answer(v->ctx, false, psprintf("%s is already the primary", v->self));
+	return RK_EV_NONE;
+}
+
+/*
+ * With the primary still reachable (force or a switchover): fence it, take
+ * all its WAL, then hold the election the fence already decided.  Nothing
+ * acknowledged is lost.
+ */
+static bool
+failover_from_live_primary(RkView *v, bool planned, StringInfo result)
+{
+	uint64		term = begin_term(v);
+	XLogRecPtr	upto = fence_primary(v, term, planned, result);
+	StringInfoData votes;
+
+	if (XLogRecPtrIsInvalid(upto))
+	{
+		appendStringInfo(result, "refusing to promote next to a primary that could not be fenced");
+		return false;
+	}
+	if (!catch_up_to(upto))
+	{
+		appendStringInfo(result, "this node did not receive the primary's WAL up to %X/%X within %d s; the primary stays fenced, run rk_failover again",
+						 LSN_FORMAT_ARGS(upto), RK_CATCH_UP_MS / 1000);
+		return false;
+	}
+	initStringInfo(&votes);
+	v->lsn = rk_local_lsn();
+	(void) run_election(v, "force", term, &votes);
+	appendStringInfo(result, "caught up; %s", votes.data);
+	v->ctx->won_term = v->st.term;
+	return true;
+}
+
+/*
+ * FOLLOWING, SUSPECTING, PRIMARY_LOST --MANUAL_FAILOVER-->: an operator's
+ * failover (or switchover) to this node.  A dry run only explains; a
+ * refused one answers at once; a won election returns ELECTION_WON, and
+ * the promotion answers.
+ */
+RkEvent
+rk_act_manual_failover(RkView *v)
+{
+	RkWorkerContext *ctx = v->ctx;
+	StringInfo	result = &ctx->manual_result;
+	bool		force,
+				dry_run,
+				planned;
+	bool		primary_up;
+	bool		ok;
+	char		reason[RK_REASON_LEN];
+
+	take_request(ctx, &force, &dry_run, &planned);
+	if (dry_run)
+	{
+		explain(v, force, result);
+		rk_manual_answer(ctx, true, result->data);
+		return RK_EV_NONE;
+	}
+
+	primary_up = v->primary_idx >= 0 && !v->peers[v->primary_idx].is_self &&
+		v->silence_ms < rk_effective_fence_ms();
+	rk_journal(v, planned ? "switchover" : "manual_failover", v->self, "requested%s",
+			   force && !planned ? " with force" : "");
+	if (planned && !primary_up)
+	{
+		appendStringInfo(result, "the primary %s is not reachable (no contact for %ld ms); a switchover needs a healthy primary: use rk_failover()",
+						 v->primary_idx >= 0 ? v->peers[v->primary_idx].name : "(unknown)", v->silence_ms);
+		ok = false;
+	}
+	else if (primary_up && !force)
+	{
+		appendStringInfo(result, "the primary %s is reachable (contact %ld ms ago); pass force => true to fence it and fail over anyway",
+						 v->peers[v->primary_idx].name, v->silence_ms);
+		ok = false;
+	}
+	else if (primary_up)
+		ok = failover_from_live_primary(v, planned, result);
+	else if (!force && !rk_quorum_ready(v, reason, sizeof(reason)))
+	{
+		appendStringInfo(result, "%s; pass force => true to promote anyway", reason);
+		ok = false;
 	}
 	else
+		ok = run_election(v, force ? "force" : "manual", begin_term(v), result);
+
+	if (!ok)
 	{
-		bool		primary_up = v->primary_idx >= 0 && !v->peers[v->primary_idx].is_self &&
-			v->silence_ms < rk_effective_fence_ms();
-		char		reason[RK_REASON_LEN];
-
-		rk_journal(v, planned ? "switchover" : "manual_failover", v->self, "requested%s",
-				   force && !planned ? " with force" : "");
-		if (planned && !primary_up)
-			appendStringInfo(&result, "the primary %s is not reachable (no contact for %ld ms); a switchover needs a healthy primary: use rk_failover()",
-							 v->primary_idx >= 0 ? v->peers[v->primary_idx].name : "(unknown)", v->silence_ms);
-		else if (primary_up && !force)
-			appendStringInfo(&result, "the primary %s is reachable (contact %ld ms ago); pass force => true to fence it and fail over anyway",
-							 v->peers[v->primary_idx].name, v->silence_ms);
-		else if (primary_up)
-		{
-			/* Fence the primary, take all its WAL, then promote: nothing lost. */
-			uint64		term = begin_term(v);
-			XLogRecPtr	upto = fence_primary(v, term, planned, &result);
-
-			if (XLogRecPtrIsInvalid(upto))
-				appendStringInfo(&result, "refusing to promote next to a primary that could not be fenced");
-			else if (!catch_up_to(upto))
-				appendStringInfo(&result, "this node did not receive the primary's WAL up to %X/%X within 30 s; the primary stays fenced, run rk_failover again",
-								 LSN_FORMAT_ARGS(upto));
-			else
-			{
-				StringInfoData votes;
-
-				initStringInfo(&votes);
-				v->lsn = rk_local_lsn();
-				(void) run_election(v, "force", term, &votes);
-				appendStringInfo(&result, "caught up; %s", votes.data);
-				won_term = v->st.term;
-				ok = true;
-			}
-		}
-		else if (!force && !rk_quorum_ready(v, reason, sizeof(reason)))
-			appendStringInfo(&result, "%s; pass force => true to promote anyway", reason);
-		else
-			ok = run_election(v, force ? "force" : "manual", begin_term(v), &result);
-
-		if (ok)
-		{
-			strlcpy(won_how, result.data, sizeof(won_how));
-			won_at = v->now;
-			if (rk_promote_now(v, won_term, result.data))
-			{
-				*state = RK_STATE_PROMOTING;
-				SetLatch(MyLatch);
-				appendStringInfo(&result, "; %s promoted in term " UINT64_FORMAT, v->self, won_term);
-			}
-			else
-			{
-				ok = false;
-				appendStringInfo(&result, "; pg_promote() did not finish");
-			}
-		}
+		rk_manual_answer(ctx, false, result->data);
+		return RK_EV_NONE;
 	}
-
-	LWLockAcquire(rk_shared->lock, LW_EXCLUSIVE);
-	strlcpy(rk_shared->result, result.data, sizeof(rk_shared->result));
-	rk_shared->result_ok = ok;
-	rk_shared->done_seq = seq;
-	LWLockRelease(rk_shared->lock);
+	strlcpy(ctx->won_how, result->data, sizeof(ctx->won_how));
+	ctx->won_at = v->now;
+	strlcpy(v->why, result->data, sizeof(v->why));
+	return RK_EV_ELECTION_WON;
 }

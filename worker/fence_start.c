@@ -17,13 +17,14 @@
  *		  election the others hold; with the most WAL it wins it.
  *
  * This runs in _PG_init, in the postmaster, with no shared memory and no
- * latch yet, so it uses libpq directly with poll() and a hard deadline.
+ * latch yet.  It asks through the same node-to-node client as the worker
+ * (core/peer.c), which waits there on the sockets alone, under a hard
+ * deadline on the monotonic clock.
  *
  *-------------------------------------------------------------------------
  */
 #include "postgres.h"
 
-#include <poll.h>
 #include <unistd.h>
 
 #include "access/xlog.h"
@@ -34,119 +35,51 @@
 #include "utils/guc.h"
 #include "utils/timestamp.h"
 
-#include "replication_kit.h"
+#include "core/config.h"
+#include "core/conninfo.h"
+#include "core/durable.h"
+#include "core/node_state.h"
+#include "core/clock.h"
+#include "core/peer.h"
+#include "core/settings.h"
+#include "worker/worker.h"
 
-/* How long the postmaster waits for the other nodes, all attempts together. */
-#define FENCE_AT_START_MS	6000
-
-typedef struct StartAnswer
+/*
+ * Ask every node that has not answered yet, all at once, for at most
+ * `timeout_ms`: rk_peer_state() through the kit's one node-to-node client.
+ */
+static void
+ask_peers(const RkNodeState *st, RkStateAnswer *ans, bool *answered, int timeout_ms)
 {
-	bool		answered;
-	bool		in_recovery;
-	uint64		term;
-	char		primary_name[NAMEDATALEN];
-} StartAnswer;
-
-/* One synchronous call with a deadline, for the postmaster. */
-static bool
-ask_peer(const RkNodeState *st, int i, TimestampTz deadline, StartAnswer *ans)
-{
-	char		port[16];
-	char		passfile[MAXPGPATH];
+	RkCall		calls[RK_MAX_NODES];
+	int			ncalls = 0;
 	char		term[32];
-	const char *keys[] = {"host", "port", "dbname", "user", "passfile", "application_name",
-	"connect_timeout", NULL};
-	const char *vals[8];
 	const char *params[3];
-	PGconn	   *conn;
-	PGresult   *res = NULL;
-	bool		ok = false;
-
-	snprintf(port, sizeof(port), "%d", st->peer_port[i]);
-	snprintf(passfile, sizeof(passfile), "%s/%s", DataDir, RK_PASS_FILE);
-	vals[0] = st->peer_host[i];
-	vals[1] = port;
-	vals[2] = rk_database;
-	vals[3] = st->repl_role;
-	vals[4] = passfile;
-	vals[5] = "replication_kit fence at start";
-	vals[6] = "2";
-	vals[7] = NULL;
-
-	conn = PQconnectStartParams(keys, vals, 0);
-	if (conn == NULL)
-		return false;
-	for (PostgresPollingStatusType p = PGRES_POLLING_WRITING;;)
-	{
-		struct pollfd pfd;
-		long		left = TimestampDifferenceMilliseconds(GetCurrentTimestamp(), deadline);
-
-		if (p == PGRES_POLLING_OK)
-			break;
-		if (p == PGRES_POLLING_FAILED || left <= 0 || PQsocket(conn) < 0)
-			goto done;
-		pfd.fd = PQsocket(conn);
-		pfd.events = p == PGRES_POLLING_READING ? POLLIN : POLLOUT;
-		if (poll(&pfd, 1, (int) Min(left, 500)) > 0)
-			p = PQconnectPoll(conn);
-	}
 
 	snprintf(term, sizeof(term), UINT64_FORMAT, st->term);
 	params[0] = st->node_name;
 	params[1] = term;
 	params[2] = "false";
-	if (!PQsendQueryParams(conn, "SELECT in_recovery, term, primary_name FROM rk_peer_state($1, $2::bigint, $3::boolean)",
-						   3, NULL, params, NULL, NULL, 0))
-		goto done;
-	for (;;)
+	for (int i = 0; i < st->npeers; i++)
 	{
-		struct pollfd pfd;
-		long		left = TimestampDifferenceMilliseconds(GetCurrentTimestamp(), deadline);
-
-		if (!PQconsumeInput(conn))
-			goto done;
-		if (!PQisBusy(conn))
-			break;
-		if (left <= 0)
-			goto done;
-		pfd.fd = PQsocket(conn);
-		pfd.events = POLLIN;
-		(void) poll(&pfd, 1, (int) Min(left, 500));
+		if (answered[i])
+			continue;
+		rk_call_init(&calls[ncalls], st->peer_host[i], st->peer_port[i], st->repl_role,
+					 st->node_name, "SELECT * FROM rk_peer_state($1, $2::bigint, $3::boolean)",
+					 3, params);
+		calls[ncalls].peer_index = i;
+		ncalls++;
 	}
-	res = PQgetResult(conn);
-	if (res && PQresultStatus(res) == PGRES_TUPLES_OK && PQntuples(res) == 1)
-	{
-		ans->answered = true;
-		ans->in_recovery = PQgetvalue(res, 0, 0)[0] == 't';
-		ans->term = strtoull(PQgetvalue(res, 0, 1), NULL, 10);
-		strlcpy(ans->primary_name, PQgetisnull(res, 0, 2) ? "" : PQgetvalue(res, 0, 2), NAMEDATALEN);
-		ok = true;
-	}
-done:
-	if (res)
-		PQclear(res);
-	PQfinish(conn);
-	return ok;
+	rk_calls_run(calls, ncalls, timeout_ms);
+	for (int c = 0; c < ncalls; c++)
+		answered[calls[c].peer_index] = rk_answer_state(&calls[c], &ans[calls[c].peer_index]);
+	rk_calls_clear(calls, ncalls);
 }
 
 static void
 write_file(const char *path, const char *content)
 {
-	char		tmp[MAXPGPATH];
-	FILE	   *f;
-
-	snprintf(tmp, sizeof(tmp), "%s.tmp", path);
-	f = AllocateFile(tmp, "w");
-	if (f == NULL)
-		ereport(FATAL,
-				(errcode_for_file_access(),
-				 errmsg("could not create file \"%s\": %m", tmp)));
-	fputs(content, f);
-	if (fflush(f) != 0 || pg_fsync(fileno(f)) != 0 || FreeFile(f) != 0)
-		ereport(FATAL,
-				(errcode_for_file_access(),
-				 errmsg("could not write file \"%s\": %m", tmp)));
-	(void) durable_rename(tmp, path, FATAL);
+	rk_durable_write(path, content, strlen(content), pg_file_create_mode);
 }
 
 /*
@@ -164,10 +97,11 @@ set_upstream(const RkNodeState *st, int i)
 	size_t		len;
 
 	initStringInfo(&conninfo);
-	appendStringInfo(&conninfo,
-					 "host=''%s'' port=%d user=''%s'' passfile=''%s/%s'' application_name=''%s''",
-					 st->peer_host[i], st->peer_port[i], st->repl_role, DataDir, RK_PASS_FILE,
-					 st->node_name);
+	rk_conninfo_append(&conninfo, "host", st->peer_host[i]);
+	rk_conninfo_append(&conninfo, "port", psprintf("%d", st->peer_port[i]));
+	rk_conninfo_append(&conninfo, "user", st->repl_role);
+	rk_conninfo_append(&conninfo, "passfile", psprintf("%s/%s", DataDir, RK_PASS_FILE));
+	rk_conninfo_append(&conninfo, "application_name", st->node_name);
 
 	initStringInfo(&conf);
 	old = rk_read_whole_file(PG_AUTOCONF_FILENAME, &len);
@@ -189,15 +123,11 @@ set_upstream(const RkNodeState *st, int i)
 	else
 		appendStringInfoString(&conf, "# Do not edit this file manually!\n"
 							   "# It will be overwritten by the ALTER SYSTEM command.\n");
-	appendStringInfo(&conf, "primary_conninfo = '%s'\n", conninfo.data);
-	appendStringInfo(&conf, "primary_slot_name = '%s'\n", st->node_name);
+	appendStringInfo(&conf, "primary_conninfo = %s\n", rk_conf_quote(conninfo.data));
+	appendStringInfo(&conf, "primary_slot_name = %s\n", rk_conf_quote(st->node_name));
 	write_file(PG_AUTOCONF_FILENAME, conf.data);
 
-	/* The same values, '' unescaped, for the running postmaster. */
-	resetStringInfo(&conninfo);
-	appendStringInfo(&conninfo, "host='%s' port=%d user='%s' passfile='%s/%s' application_name='%s'",
-					 st->peer_host[i], st->peer_port[i], st->repl_role, DataDir, RK_PASS_FILE,
-					 st->node_name);
+	/* The same values for the running postmaster, which the startup process inherits. */
 	SetConfigOption("primary_conninfo", conninfo.data, PGC_POSTMASTER, PGC_S_FILE);
 	SetConfigOption("primary_slot_name", st->node_name, PGC_POSTMASTER, PGC_S_FILE);
 }
@@ -207,11 +137,14 @@ void
 rk_fence_at_start(void)
 {
 	RkNodeState st;
-	StartAnswer ans[RK_MAX_NODES];
-	TimestampTz deadline;
+	RkStateAnswer ans[RK_MAX_NODES];
+	bool		answered[RK_MAX_NODES] = {0};
+	int64		deadline;
 	int			newer = -1;
+	int			known = -1;
 	int			confirmed;
 	int			majority;
+	bool		elected;
 
 	if (!rk_state_read(&st) || strcmp(st.role, "primary") != 0 || st.members < 2 ||
 		st.npeers == 0 || st.repl_role[0] == '\0')
@@ -220,34 +153,45 @@ rk_fence_at_start(void)
 		return;
 
 	majority = st.members / 2 + 1;
-	deadline = TimestampTzPlusMilliseconds(GetCurrentTimestamp(), FENCE_AT_START_MS);
-	memset(ans, 0, sizeof(ans));
+	deadline = rk_monotonic_ms() + RK_FENCE_AT_START_MS;
+
+	/*
+	 * A node that knows it was replaced (it has seen a newer term than the
+	 * last one it won) is never confirmed: it starts as the standby of the
+	 * primary it learned of, without asking.
+	 */
+	elected = rk_state_elected(&st);
+	for (int i = 0; i < st.npeers && !elected; i++)
+		if (st.primary_name[0] && strcmp(st.peer_name[i], st.primary_name) == 0)
+			known = i;
 
 	/* Nodes that are starting too may need a moment: ask until the deadline. */
-	for (;;)
+	for (confirmed = 1; known < 0;)
 	{
-		TimestampTz round_deadline = TimestampTzPlusMilliseconds(GetCurrentTimestamp(), 2000);
-
+		ask_peers(&st, ans, answered,
+				  (int) Max(1, Min(RK_FENCE_AT_START_TRY_MS, deadline - rk_monotonic_ms())));
 		confirmed = 1;
 		for (int i = 0; i < st.npeers; i++)
 		{
-			if (!ans[i].answered)
-				(void) ask_peer(&st, i, Min(round_deadline, deadline), &ans[i]);
-			if (!ans[i].answered)
+			if (!answered[i])
 				continue;
 			if (ans[i].term > st.term &&
 				(!ans[i].in_recovery ||
 				 (ans[i].primary_name[0] && strcmp(ans[i].primary_name, st.node_name) != 0)))
 				newer = i;
-			else if (ans[i].in_recovery && ans[i].term <= st.term)
+			/* Only a standby that names this node the primary of its own term confirms it. */
+			else if (elected && ans[i].in_recovery && ans[i].term == st.term &&
+					 strcmp(ans[i].primary_name, st.node_name) == 0)
 				confirmed++;
 		}
-		if (newer >= 0 || confirmed >= majority || GetCurrentTimestamp() >= deadline)
+		if (newer >= 0 || confirmed >= majority || rk_monotonic_ms() >= deadline)
 			break;
-		pg_usleep(300 * 1000L);
+		pg_usleep(RK_FENCE_AT_START_PAUSE_MS * 1000L);
 	}
+	/* The postmaster's children must not inherit these sockets. */
+	rk_calls_disconnect_all();
 
-	if (newer < 0 && confirmed >= majority)
+	if (elected && newer < 0 && confirmed >= majority)
 	{
 		ereport(LOG,
 				(errmsg(RK_LOG_PREFIX "fence at start: %d of %d nodes confirm %s as the primary of term " UINT64_FORMAT,
@@ -257,7 +201,14 @@ rk_fence_at_start(void)
 
 	/* Never a writable primary from here on: start in recovery. */
 	write_file(STANDBY_SIGNAL_FILE, "");
-	if (newer >= 0)
+	if (known >= 0)
+	{
+		set_upstream(&st, known);
+		ereport(LOG,
+				(errmsg(RK_LOG_PREFIX "fence at start: %s was replaced by %s in term " UINT64_FORMAT "; it starts as its standby",
+						st.node_name, st.primary_name, st.term)));
+	}
+	else if (newer >= 0)
 	{
 		/* The newer primary is the one named in the answer, or the answerer. */
 		int			p = newer;
@@ -276,10 +227,10 @@ rk_fence_at_start(void)
 	{
 		st.primary_name[0] = '\0';
 		ereport(LOG,
-				(errmsg(RK_LOG_PREFIX "fence at start: only %d of %d nodes answered; %s starts as a standby and waits for an election",
-						confirmed, st.members, st.node_name)));
+				(errmsg(RK_LOG_PREFIX "fence at start: %d of %d nodes confirm %s as the primary of term " UINT64_FORMAT "; it starts as a standby and waits for an election",
+						confirmed, st.members, st.node_name, st.term)));
 	}
 	strlcpy(st.role, "standby", sizeof(st.role));
-	st.rejoin_pending = newer >= 0;
+	st.rejoin_pending = newer >= 0 || known >= 0;
 	rk_state_write(&st);
 }

@@ -32,134 +32,22 @@
 #include "utils/guc.h"
 #include "utils/timestamp.h"
 
-#include "fsm.h"
-
-/* Events waiting to be written to rk_events once this node is primary. */
-#define JOURNAL_SIZE 64
-typedef struct JournalEntry
-{
-	TimestampTz at;
-	uint64		term;
-	char		kind[32];
-	char		node[NAMEDATALEN];
-	char		detail[512];
-} JournalEntry;
-
-static JournalEntry journal[JOURNAL_SIZE];
-static int	journal_len = 0;
-
-void
-rk_journal(RkView *v, const char *kind, const char *node, const char *fmt,...)
-{
-	va_list		ap;
-	JournalEntry *e;
-
-	if (journal_len == JOURNAL_SIZE)
-	{
-		memmove(&journal[0], &journal[1], sizeof(JournalEntry) * (JOURNAL_SIZE - 1));
-		journal_len--;
-	}
-	e = &journal[journal_len++];
-	e->at = GetCurrentTimestamp();
-	e->term = v->st.term;
-	strlcpy(e->kind, kind, sizeof(e->kind));
-	strlcpy(e->node, node ? node : v->self, sizeof(e->node));
-	va_start(ap, fmt);
-	vsnprintf(e->detail, sizeof(e->detail), fmt, ap);
-	va_end(ap);
-
-	ereport(LOG,
-			(errmsg(RK_LOG_PREFIX "%s %s (term " UINT64_FORMAT "): %s", e->kind, e->node, e->term, e->detail)));
-}
-
-/* Write the journal into rk_events; only a primary can. */
-void
-rk_journal_flush(void)
-{
-	Oid			types[5] = {TIMESTAMPTZOID, INT8OID, TEXTOID, TEXTOID, TEXTOID};
-
-	if (journal_len == 0 || RecoveryInProgress() || pg_atomic_read_u32(&rk_shared->fenced))
-		return;
-	rk_commit_locally();
-	SPI_connect();
-	for (int i = 0; i < journal_len; i++)
-	{
-		Datum		vals[5];
-
-		vals[0] = TimestampTzGetDatum(journal[i].at);
-		vals[1] = Int64GetDatum((int64) journal[i].term);
-		vals[2] = CStringGetTextDatum(journal[i].kind);
-		vals[3] = CStringGetTextDatum(journal[i].node);
-		vals[4] = CStringGetTextDatum(journal[i].detail);
-		SPI_execute_with_args(psprintf("INSERT INTO %s (at, term, kind, node_name, detail) VALUES ($1, $2, $3, $4, $5)",
-									   rk_table("rk_events")),
-							  5, types, vals, NULL, false, 0);
-	}
-	SPI_finish();
-	journal_len = 0;
-}
-
-/*
- * What rk_status() shows on this node's own row: why an automatic failover
- * would not happen now, or what this node is waiting for.
- */
-void
-rk_set_readiness(const char *fmt,...)
-{
-	va_list		ap;
-
-	LWLockAcquire(rk_shared->lock, LW_EXCLUSIVE);
-	va_start(ap, fmt);
-	vsnprintf(rk_shared->readiness, RK_REASON_LEN, fmt, ap);
-	va_end(ap);
-	LWLockRelease(rk_shared->lock);
-}
-
-RkEvent
-rk_act_none(RkView *v)
-{
-	return RK_NUM_EVENTS;
-}
+#include "core/conninfo.h"
+#include "worker/fsm.h"
 
 /* Where this node's primary_conninfo points: the registry index, or -1. */
 int
 rk_upstream_index(RkView *v)
 {
-	const char *conninfo = GetConfigOption("primary_conninfo", true, false);
-	PQconninfoOption *opts;
-	char	   *host = NULL;
-	char	   *port = NULL;
-	int			found = -1;
+	char	   *host;
+	int			port;
 
-	if (conninfo == NULL || conninfo[0] == '\0' || (opts = PQconninfoParse(conninfo, NULL)) == NULL)
+	if (!rk_conninfo_target(GetConfigOption("primary_conninfo", true, false), &host, &port))
 		return -1;
-	for (PQconninfoOption *o = opts; o->keyword; o++)
-	{
-		if (strcmp(o->keyword, "host") == 0 && o->val)
-			host = pstrdup(o->val);
-		if (strcmp(o->keyword, "hostaddr") == 0 && o->val && host == NULL)
-			host = pstrdup(o->val);
-		if (strcmp(o->keyword, "port") == 0 && o->val)
-			port = pstrdup(o->val);
-	}
-	PQconninfoFree(opts);
-	for (int i = 0; i < v->npeers && host; i++)
-		if (strcmp(v->peers[i].host, host) == 0 && v->peers[i].port == (port ? atoi(port) : 5432))
-			found = i;
-	return found;
-}
-
-static void
-append_conninfo_value(StringInfo buf, const char *key, const char *val)
-{
-	appendStringInfo(buf, "%s%s='", buf->len ? " " : "", key);
-	for (const char *p = val; *p; p++)
-	{
-		if (*p == '\'' || *p == '\\')
-			appendStringInfoChar(buf, '\\');
-		appendStringInfoChar(buf, *p);
-	}
-	appendStringInfoChar(buf, '\'');
+	for (int i = 0; i < v->npeers; i++)
+		if (strcmp(v->peers[i].host, host) == 0 && v->peers[i].port == port)
+			return i;
+	return -1;
 }
 
 /*
@@ -177,9 +65,9 @@ conninfo_for(RkView *v, RkPeer *to)
 	bool		have_secret = false;
 
 	initStringInfo(&buf);
-	append_conninfo_value(&buf, "host", to->host);
-	append_conninfo_value(&buf, "port", psprintf("%d", to->port));
-	append_conninfo_value(&buf, "application_name", v->self);
+	rk_conninfo_append(&buf, "host", to->host);
+	rk_conninfo_append(&buf, "port", psprintf("%d", to->port));
+	rk_conninfo_append(&buf, "application_name", v->self);
 	if (opts)
 	{
 		for (PQconninfoOption *o = opts; o->keyword; o++)
@@ -188,21 +76,18 @@ conninfo_for(RkView *v, RkPeer *to)
 				strcmp(o->keyword, "host") == 0 || strcmp(o->keyword, "hostaddr") == 0 ||
 				strcmp(o->keyword, "port") == 0 || strcmp(o->keyword, "application_name") == 0)
 				continue;
-			/* Only what was set explicitly: defaults filled in by libpq are noise. */
-			if (strstr(cur, o->keyword) == NULL)
-				continue;
 			if (strcmp(o->keyword, "user") == 0)
 				have_user = true;
 			if (strcmp(o->keyword, "password") == 0 || strcmp(o->keyword, "passfile") == 0)
 				have_secret = true;
-			append_conninfo_value(&buf, o->keyword, o->val);
+			rk_conninfo_append(&buf, o->keyword, o->val);
 		}
 		PQconninfoFree(opts);
 	}
 	if (!have_user)
-		append_conninfo_value(&buf, "user", v->repl_role);
+		rk_conninfo_append(&buf, "user", v->repl_role);
 	if (!have_secret)
-		append_conninfo_value(&buf, "passfile", psprintf("%s/%s", DataDir, RK_PASS_FILE));
+		rk_conninfo_append(&buf, "passfile", psprintf("%s/%s", DataDir, RK_PASS_FILE));
 	return buf.data;
 }
 
@@ -218,9 +103,12 @@ rk_repoint_to(RkView *v, int primary_idx)
 	char	   *conninfo = conninfo_for(v, to);
 	const char *slot = GetConfigOption("primary_slot_name", true, false);
 
+	bool		started = rk_xact_begin();
+
 	rk_alter_system("primary_conninfo", conninfo);
 	if (slot == NULL || strcmp(slot, v->self) != 0)
 		rk_alter_system("primary_slot_name", v->self);
+	rk_xact_end(started);
 	rk_reload_config();
 	rk_journal(v, "repoint", v->self, "streams from %s (%s:%d) through slot %s",
 			   to->name, to->host, to->port, v->self);
@@ -233,7 +121,7 @@ rk_act_follow(RkView *v)
 {
 	if (v->primary_idx >= 0)
 		rk_repoint_to(v, v->primary_idx);
-	return RK_NUM_EVENTS;
+	return RK_EV_NONE;
 }
 
 /* FOLLOWING --PRIMARY_SILENT--> SUSPECTING */
@@ -242,7 +130,7 @@ rk_act_suspect(RkView *v)
 {
 	snprintf(v->why, sizeof(v->why), "%s silent for %ld ms",
 			 v->primary_idx >= 0 ? v->peers[v->primary_idx].name : "the primary", v->silence_ms);
-	return RK_NUM_EVENTS;
+	return RK_EV_NONE;
 }
 
 /*
@@ -257,6 +145,7 @@ void
 rk_create_peer_slots(RkView *v)
 {
 	Oid			types[1] = {TEXTOID};
+	bool		started = rk_xact_begin();
 
 	SPI_connect();
 	for (int i = 0; i < v->npeers; i++)
@@ -309,6 +198,7 @@ rk_create_peer_slots(RkView *v)
 		}
 	}
 	SPI_finish();
+	rk_xact_end(started);
 }
 
 /*
@@ -321,13 +211,15 @@ rk_create_peer_slots(RkView *v)
 static void
 set_read_only(bool on)
 {
+	bool		started = rk_xact_begin();
 	const char *cur = rk_file_setting_value("default_transaction_read_only");
-	bool		is_on = cur != NULL && strcmp(cur, "on") == 0;
+	bool		change = (cur != NULL && strcmp(cur, "on") == 0) != on;
 
-	if (on == is_on)
-		return;
-	rk_alter_system("default_transaction_read_only", on ? "on" : NULL);
-	rk_reload_config();
+	if (change)
+		rk_alter_system("default_transaction_read_only", on ? "on" : NULL);
+	rk_xact_end(started);
+	if (change)
+		rk_reload_config();
 }
 
 /* Move the end of the lease out to `from` + the effective fence timeout. */
@@ -354,19 +246,43 @@ rk_grant_lease(RkView *v, TimestampTz from)
 RkEvent
 rk_act_start_primary(RkView *v)
 {
-	char	   *term;
+	bool		started = rk_xact_begin();
+	char	   *term = rk_query_value(psprintf("SELECT term FROM %s", rk_table("rk_cluster")),
+									  0, NULL, NULL);
+	bool		unfinished = !v->peers[v->self_idx].registry_primary ||
+		(term != NULL && strtoull(term, NULL, 10) < v->st.term);
+
+	rk_xact_end(started);
 
 	/*
 	 * Promoted, but the take-over did not finish (the worker restarted in
 	 * between): the registry still names another primary or an older term.
 	 */
-	term = rk_query_value(psprintf("SELECT term FROM %s", rk_table("rk_cluster")), 0, NULL, NULL);
-	if (!v->peers[v->self_idx].registry_primary ||
-		(term != NULL && strtoull(term, NULL, 10) < v->st.term))
-		return rk_act_take_over(v);
+	if (unfinished)
+		return RK_EV_TAKE_OVER;
 	if (v->members < 2)
 		rk_grant_lease(v, GetCurrentTimestamp());
-	return RK_NUM_EVENTS;
+	return RK_EV_NONE;
+}
+
+/*
+ * IDLE, FOLLOWING, ... --NOT_ELECTED--> FENCED: out of recovery without
+ * having won the current term.  Nothing is acknowledged here: the node is
+ * fenced at once and looks read-only; it does not raise the term, so it
+ * deposes nobody, and the fence makes it rejoin as a standby of the
+ * primary it knows (FENCED --DEPOSED--> REJOINING).
+ */
+RkEvent
+rk_act_fence_unelected(RkView *v)
+{
+	pg_atomic_write_u32(&rk_shared->guard_enforced, 1);
+	pg_atomic_write_u32(&rk_shared->fenced, 1);
+	set_read_only(true);
+	snprintf(v->why, sizeof(v->why), "term " UINT64_FORMAT " was won by %s", v->st.term,
+			 v->st.primary_name[0] ? v->st.primary_name : "another node (or nobody yet)");
+	rk_set_readiness("fenced: this node is out of recovery but did not win term " UINT64_FORMAT
+					 "; it rejoins as a standby", v->st.term);
+	return RK_EV_NONE;
 }
 
 /* PRIMARY --MAJORITY_OK--> PRIMARY */
@@ -377,7 +293,7 @@ rk_act_renew_lease(RkView *v)
 	LWLockAcquire(rk_shared->lock, LW_EXCLUSIVE);
 	rk_shared->last_seen_primary = v->now;
 	LWLockRelease(rk_shared->lock);
-	return RK_NUM_EVENTS;
+	return RK_EV_NONE;
 }
 
 /* PRIMARY --MAJORITY_LOST or DEPOSED--> FENCED */
@@ -392,7 +308,7 @@ rk_act_fence(RkView *v)
 		set_read_only(true);
 	}
 	rk_set_readiness("fenced: %s", v->why[0] ? v->why : "no majority");
-	return v->deposed ? RK_EV_DEPOSED : RK_NUM_EVENTS;
+	return v->deposed ? RK_EV_DEPOSED : RK_EV_NONE;
 }
 
 /* FENCED --MAJORITY_OK--> PRIMARY (lease lost to a partition that healed) */
@@ -400,9 +316,37 @@ RkEvent
 rk_act_unfence(RkView *v)
 {
 	if (pg_atomic_read_u32(&rk_shared->fenced))
-		return RK_NUM_EVENTS;
+		return RK_EV_NONE;
 	rk_grant_lease(v, v->now);
-	return RK_NUM_EVENTS;
+	return RK_EV_NONE;
+}
+
+/*
+ * An operator forced this promotion without a majority: the nodes that did
+ * not answer leave the quorum until they stream again (mark_joined counts
+ * them back in), or this primary could never hold a lease.  Runs inside
+ * the take-over's SPI connection.
+ */
+static void
+shrink_quorum(RkView *v)
+{
+	Oid			types[1] = {TEXTOID};
+
+	for (int i = 0; i < v->npeers; i++)
+	{
+		Datum		name[1];
+
+		if (v->peers[i].is_self || v->peers[i].reachable)
+			continue;
+		name[0] = CStringGetTextDatum(v->peers[i].name);
+		SPI_execute_with_args(psprintf("UPDATE %s SET joined_at = NULL WHERE node_name = $1",
+									   rk_table("rk_nodes")), 1, types, name, NULL, false, 0);
+		v->peers[i].joined = false;
+		v->members--;
+		rk_journal(v, "quorum_shrunk", v->peers[i].name,
+				   "left the quorum after a forced failover; counts again once it streams");
+	}
+	v->majority = v->members / 2 + 1;
 }
 
 /*
@@ -415,17 +359,17 @@ rk_act_take_over(RkView *v)
 {
 	RkNodeState st;
 	char	   *names;
+	bool		started;
 	Oid			types[2] = {TEXTOID, INT8OID};
 	Datum		vals[2];
 
 	LWLockAcquire(rk_shared->lock, LW_EXCLUSIVE);
 	st = rk_shared->state;
-	if (st.voted_for[0] == '\0' || strcmp(st.voted_for, v->self) != 0 || st.voted_term != st.term)
+	if (!rk_state_elected(&st))
 	{
-		/* Left recovery without our election (pg_promote by hand): a new term still. */
-		st.term++;
-		st.voted_term = st.term;
-		strlcpy(st.voted_for, v->self, NAMEDATALEN);
+		/* Only IS_PRIMARY leads here, and only a winner gets it; never take over otherwise. */
+		LWLockRelease(rk_shared->lock);
+		elog(ERROR, RK_LOG_PREFIX "take-over in term " UINT64_FORMAT " without having won it", st.term);
 	}
 	strlcpy(st.primary_name, v->self, NAMEDATALEN);
 	strlcpy(st.role, "primary", sizeof(st.role));
@@ -435,9 +379,9 @@ rk_act_take_over(RkView *v)
 	LWLockRelease(rk_shared->lock);
 
 	pg_atomic_write_u32(&rk_shared->fenced, 0);
-	rk_grant_lease(v, rk_election_lease_start(st.term));
+	rk_grant_lease(v, rk_election_lease_start(v->ctx, st.term));
 
-	rk_commit_locally();
+	started = rk_xact_begin();
 	vals[0] = CStringGetTextDatum(v->self);
 	vals[1] = Int64GetDatum((int64) st.term);
 	SPI_connect();
@@ -448,34 +392,14 @@ rk_act_take_over(RkView *v)
 	SPI_execute_with_args(psprintf("UPDATE %s SET term = $2 WHERE $1 IS NOT NULL",
 								   rk_table("rk_cluster")), 2, types, vals, NULL, false, 0);
 
-	/*
-	 * An operator forced this promotion without a majority: the nodes that
-	 * did not answer leave the quorum until they stream again (mark_joined
-	 * counts them back in), or this primary could never hold a lease.
-	 */
-	if (rk_election_forced(st.term))
-	{
-		for (int i = 0; i < v->npeers; i++)
-		{
-			Datum		name[1];
-
-			if (v->peers[i].is_self || v->peers[i].reachable)
-				continue;
-			name[0] = CStringGetTextDatum(v->peers[i].name);
-			SPI_execute_with_args(psprintf("UPDATE %s SET joined_at = NULL WHERE node_name = $1",
-										   rk_table("rk_nodes")), 1, types, name, NULL, false, 0);
-			v->peers[i].joined = false;
-			v->members--;
-			rk_journal(v, "quorum_shrunk", v->peers[i].name,
-					   "left the quorum after a forced failover; counts again once it streams");
-		}
-		v->majority = v->members / 2 + 1;
-	}
+	if (v->ctx->won_forced && v->ctx->won_term == st.term)
+		shrink_quorum(v);
 	SPI_finish();
 	CommandCounterIncrement();
 
-	names = rk_apply_sync_names();
+	names = pstrdup(rk_apply_sync_names());
 	rk_create_peer_slots(v);
+	rk_xact_end(started);
 
 	/*
 	 * A checkpoint now, so that pg_control shows the new timeline: pg_rewind
@@ -488,5 +412,5 @@ rk_act_take_over(RkView *v)
 
 	/* Tell the other nodes now rather than at the next round. */
 	rk_wake_worker();
-	return RK_NUM_EVENTS;
+	return RK_EV_NONE;
 }

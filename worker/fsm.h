@@ -1,51 +1,71 @@
 /*-------------------------------------------------------------------------
  *
  * fsm.h
- *		The worker's states, the events it derives from what it sees each
- *		round, and the per-round view those events are derived from.
+ *		The worker's side of the state machine: the per-round view that
+ *		events are derived from and actions work on, the worker's own
+ *		memory across rounds (one context, no statics), and the actions
+ *		the table in core/fsm.c names.
  *
  *-------------------------------------------------------------------------
  */
-#ifndef RK_FSM_H
-#define RK_FSM_H
+#ifndef RK_WORKER_FSM_H
+#define RK_WORKER_FSM_H
 
-#include "replication_kit.h"
+#include "core/config.h"
+#include "core/fsm.h"
+#include "core/local.h"
+#include "core/registry.h"
+#include "core/settings.h"
+#include "core/shmem.h"
 
-typedef enum RkState
+/* Events waiting to be written to rk_events once this node is primary. */
+#define RK_JOURNAL_SIZE 64
+#define RK_JOURNAL_DETAIL_LEN 512
+
+typedef struct RkJournalEntry
 {
-	RK_STATE_IDLE,				/* not (yet) in the registry */
-	RK_STATE_PRIMARY,			/* primary, holding its lease */
-	RK_STATE_FENCED,			/* primary without lease, or deposed: no commits */
-	RK_STATE_FOLLOWING,			/* standby, the primary in sight */
-	RK_STATE_SUSPECTING,		/* standby, primary silent for less than failover_timeout */
-	RK_STATE_PRIMARY_LOST,		/* standby, primary silent for failover_timeout or more */
-	RK_STATE_PROMOTING,			/* won an election, pg_promote() under way */
-	RK_STATE_REJOINING,			/* fenced old primary on its way back as a standby */
-	RK_NUM_STATES
-} RkState;
+	TimestampTz at;
+	uint64		term;
+	char		kind[32];
+	char		node[NAMEDATALEN];
+	char		detail[RK_JOURNAL_DETAIL_LEN];
+} RkJournalEntry;
 
-typedef enum RkEvent
+/*
+ * What the worker remembers from one round to the next, besides its
+ * state.  Only this process's memory: a restarted worker starts with a
+ * zeroed one and trusts nothing of it (see worker.c).
+ */
+typedef struct RkWorkerContext
 {
-	RK_EV_NOT_REGISTERED,
-	RK_EV_IS_PRIMARY,			/* this node is out of recovery */
-	RK_EV_IS_STANDBY,			/* this node is in recovery */
-	RK_EV_MAJORITY_OK,			/* primary: a majority answered this round */
-	RK_EV_MAJORITY_LOST,		/* primary: the lease ran out */
-	RK_EV_DEPOSED,				/* primary: another node is primary in a newer term */
-	RK_EV_PRIMARY_SEEN,			/* standby: contact with the primary this round */
-	RK_EV_PRIMARY_SILENT,		/* standby: none, for less than failover_timeout */
-	RK_EV_PRIMARY_DEAD,			/* standby: none, for failover_timeout or more */
-	RK_EV_NEW_PRIMARY,			/* standby: another node is the primary now; follow it */
-	RK_EV_ELECTION_WON,			/* this node has the votes: promote */
-	RK_EV_MANUAL_FAILOVER,		/* an operator asked for a failover to this node */
-	RK_EV_REJOIN_PENDING,		/* an old primary, now in recovery: does it follow yet? */
-	RK_EV_DIVERGED,				/* standby: cannot follow the primary's newer timeline */
-	RK_NUM_EVENTS
-} RkEvent;
+	/* The election this node won last, for the promotion and take-over. */
+	uint64		won_term;
+	TimestampTz won_at;			/* when the votes were given: the lease starts there */
+	bool		won_forced;		/* promoted without a majority */
+	bool		won_loss;		/* forced past the majority or the synchronous quorum */
+	char		won_how[RK_REASON_LEN];
+
+	/* An operator's request being answered (request_seq in shared memory). */
+	bool		manual_pending;
+	uint32		manual_seq;
+	StringInfoData manual_result;
+
+	/* Journal entries not yet in rk_events. */
+	int			journal_len;
+	RkJournalEntry journal[RK_JOURNAL_SIZE];
+
+	/* Rejoin and divergence bookkeeping (rejoin.c, worker.c). */
+	TimestampTz follow_since;	/* an old primary began waiting to stream */
+	bool		helper_started; /* rk_rejoin runs: the server is going down */
+	TimestampTz caller_waiting_since;	/* a switchover caller here, since */
+	bool		diverged_reported;
+	TimestampTz diverged_since; /* a standby stuck behind a newer timeline, since */
+} RkWorkerContext;
 
 /* What one round saw, and what follows from it. */
 typedef struct RkView
 {
+	RkWorkerContext *ctx;
 	TimestampTz now;			/* when the round started */
 	bool		in_recovery;
 	char		self[NAMEDATALEN];
@@ -71,20 +91,26 @@ typedef struct RkView
 	char		why[RK_REASON_LEN]; /* detail for the event */
 } RkView;
 
-typedef RkEvent (*RkAction) (RkView *view);
-
-extern const char *rk_state_name(RkState s);
-extern const char *rk_event_name(RkEvent e);
 extern RkState rk_fsm_dispatch(RkState state, RkEvent event, RkView *view);
 
-/* actions (election.c, follow.c, worker.c) */
-extern RkEvent rk_act_none(RkView *v);
+/*
+ * The worker's transactions wrap catalog work only; network waits happen
+ * outside them.  rk_xact_begin() starts one unless one is open already and
+ * says whether it did; rk_xact_end() commits the one it started.
+ */
+extern bool rk_xact_begin(void);
+extern void rk_xact_end(bool started);
+
+/* actions: each returns RK_EV_NONE or a follow-up event its row declares */
 extern RkEvent rk_act_start_primary(RkView *v);
+extern RkEvent rk_act_fence_unelected(RkView *v);
 extern RkEvent rk_act_renew_lease(RkView *v);
 extern RkEvent rk_act_fence(RkView *v);
 extern RkEvent rk_act_unfence(RkView *v);
 extern RkEvent rk_act_suspect(RkView *v);
 extern RkEvent rk_act_elect(RkView *v);
+extern RkEvent rk_act_manual_failover(RkView *v);
+extern RkEvent rk_act_refuse_manual(RkView *v);
 extern RkEvent rk_act_promote(RkView *v);
 extern RkEvent rk_act_take_over(RkView *v);
 extern RkEvent rk_act_follow(RkView *v);
@@ -92,18 +118,17 @@ extern RkEvent rk_act_rejoin(RkView *v);
 extern RkEvent rk_act_check_rejoin(RkView *v);
 extern RkEvent rk_act_rejoin_diverged(RkView *v);
 
-/* the event journal: server log now, rk_events once this node is primary */
+/* journal.c: the event journal, server log now and rk_events once primary */
 extern void rk_journal(RkView *v, const char *kind, const char *node, const char *fmt,...) pg_attribute_printf(4, 5);
-extern void rk_journal_flush(void);
+extern void rk_journal_flush(RkWorkerContext *ctx);
 extern void rk_set_readiness(const char *fmt,...) pg_attribute_printf(1, 2);
 
 /* election.c */
-extern void rk_handle_manual_request(RkView *v, RkState *state);
+extern bool rk_manual_request_pending(RkWorkerContext *ctx);
+extern void rk_manual_answer(RkWorkerContext *ctx, bool ok, const char *result);
 extern int	rk_best_candidate(RkView *v, char *reason, size_t reasonlen);
 extern bool rk_quorum_ready(RkView *v, char *reason, size_t reasonlen);
-extern bool rk_promote_now(RkView *v, uint64 term, const char *how);
-extern TimestampTz rk_election_lease_start(uint64 term);
-extern bool rk_election_forced(uint64 term);
+extern TimestampTz rk_election_lease_start(RkWorkerContext *ctx, uint64 term);
 
 /* follow.c */
 extern bool rk_repoint_to(RkView *v, int primary_idx);
@@ -112,4 +137,4 @@ extern void rk_create_peer_slots(RkView *v);
 extern void rk_grant_lease(RkView *v, TimestampTz from);
 extern void rk_extend_lease(TimestampTz from);
 
-#endif							/* RK_FSM_H */
+#endif							/* RK_WORKER_FSM_H */

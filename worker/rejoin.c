@@ -38,13 +38,11 @@
 #include "storage/spin.h"
 #include "utils/timestamp.h"
 
-#include "fsm.h"
+#include "core/conninfo.h"
+#include "worker/fsm.h"
 
-/* When the current attempt to follow began, and whether a rewind was started. */
-static TimestampTz follow_since = 0;
-static bool helper_started = false;
-
-#define REJOIN_FOLLOW_GRACE_MS	8000
+/* A forked helper closes every descriptor below this one it inherited. */
+#define RK_CHILD_MAX_FD 1024
 
 static int
 primary_index(RkView *v)
@@ -107,7 +105,7 @@ spawn_helper(const char *source, const char *reclone, char *error, size_t errlen
 		int			devnull;
 
 		(void) setsid();
-		for (int fd = 3; fd < 1024; fd++)
+		for (int fd = 3; fd < RK_CHILD_MAX_FD; fd++)
 			(void) close(fd);
 		devnull = open("/dev/null", O_RDWR);
 		if (devnull >= 0)
@@ -138,25 +136,32 @@ start_rewind(RkView *v, int p)
 	char	   *reclone;
 	char		error[RK_REASON_LEN];
 	RkNodeState st;
-	int			fd;
 
-	if (helper_started)
+	StringInfoData conn;
+	bool		started;
+
+	if (v->ctx->helper_started)
 		return;
 
-	source = psprintf("host=%s port=%d user=%s passfile=%s/%s dbname=%s connect_timeout=5 application_name=rk_rejoin",
-					  to->host, to->port, v->repl_role, DataDir, RK_PASS_FILE, rk_database);
-	reclone = psprintf("pg_ctl stop -D '%s'; rm -rf '%s'/*; %s; then start it with its own port",
-					   DataDir, DataDir, rk_clone_command(DataDir, v->self, to->host, to->port, v->repl_role));
+	initStringInfo(&conn);
+	rk_conninfo_append(&conn, "host", to->host);
+	rk_conninfo_append(&conn, "port", psprintf("%d", to->port));
+	rk_conninfo_append(&conn, "user", v->repl_role);
+	rk_conninfo_append(&conn, "passfile", psprintf("%s/%s", DataDir, RK_PASS_FILE));
+	rk_conninfo_append(&conn, "dbname", rk_database);
+	rk_conninfo_append(&conn, "connect_timeout", "5");
+	rk_conninfo_append(&conn, "application_name", "rk_rejoin");
+	source = conn.data;
+	reclone = psprintf("pg_ctl stop -D %s; rm -rf %s/*; %s; then start it with its own port",
+					   rk_shell_quote(DataDir), rk_shell_quote(DataDir),
+					   rk_clone_command(DataDir, v->self, to->host, to->port, v->repl_role));
 
 	/* After the restart it must come up in recovery, following the new primary. */
 	rk_repoint_to(v, p);
+	started = rk_xact_begin();
 	rk_alter_system("default_transaction_read_only", NULL);
-	fd = OpenTransientFile(STANDBY_SIGNAL_FILE, O_RDWR | O_CREAT | PG_BINARY);
-	if (fd < 0 || pg_fsync(fd) != 0)
-		ereport(ERROR,
-				(errcode_for_file_access(),
-				 errmsg("could not create \"%s\": %m", STANDBY_SIGNAL_FILE)));
-	CloseTransientFile(fd);
+	rk_xact_end(started);
+	rk_durable_write(STANDBY_SIGNAL_FILE, "", 0, pg_file_create_mode);
 
 	LWLockAcquire(rk_shared->lock, LW_EXCLUSIVE);
 	st = rk_shared->state;
@@ -174,7 +179,7 @@ start_rewind(RkView *v, int p)
 		rk_journal(v, "rejoin_failed", v->self, "%s", error);
 		return;
 	}
-	helper_started = true;
+	v->ctx->helper_started = true;
 	rk_journal(v, "rejoin", v->self, "rewinding from %s and restarting as its standby (term " UINT64_FORMAT ")",
 			   to->name, v->st.term);
 	rk_set_readiness("rejoining: restarting as a standby of %s", to->name);
@@ -184,11 +189,10 @@ start_rewind(RkView *v, int p)
 		ereport(WARNING, (errmsg("could not ask the postmaster to shut down: %m")));
 }
 
-/* Is a session here still waiting for the answer of its rk_switchover()? (at most 60 s) */
+/* Is a session here still waiting for the answer of its rk_switchover()? (for a while) */
 static bool
-switchover_caller_waiting(void)
+switchover_caller_waiting(RkWorkerContext *ctx)
 {
-	static TimestampTz waiting_since = 0;
 	pid_t		pid;
 
 	LWLockAcquire(rk_shared->lock, LW_SHARED);
@@ -196,12 +200,13 @@ switchover_caller_waiting(void)
 	LWLockRelease(rk_shared->lock);
 	if (pid == 0 || kill(pid, 0) != 0)
 	{
-		waiting_since = 0;
+		ctx->caller_waiting_since = 0;
 		return false;
 	}
-	if (waiting_since == 0)
-		waiting_since = GetCurrentTimestamp();
-	return TimestampDifferenceMilliseconds(waiting_since, GetCurrentTimestamp()) < 60 * 1000;
+	if (ctx->caller_waiting_since == 0)
+		ctx->caller_waiting_since = GetCurrentTimestamp();
+	return TimestampDifferenceMilliseconds(ctx->caller_waiting_since, GetCurrentTimestamp()) <
+		RK_SWITCHOVER_CALLER_MS;
 }
 
 static bool
@@ -225,22 +230,22 @@ rk_act_rejoin(RkView *v)
 	{
 		rk_set_readiness("fenced: another node is the primary of term " UINT64_FORMAT "; waiting to learn which",
 				  v->st.term);
-		return RK_NUM_EVENTS;
+		return RK_EV_NONE;
 	}
 	if (!may_rejoin())
 	{
 		rk_set_readiness("fenced: %s is the primary of term " UINT64_FORMAT "; replication_kit.auto_rejoin is off: run SELECT rk_rejoin() to rejoin as its standby",
 				  v->peers[p].name, v->st.term);
-		return RK_NUM_EVENTS;
+		return RK_EV_NONE;
 	}
-	if (switchover_caller_waiting())
+	if (switchover_caller_waiting(v->ctx))
 	{
 		rk_set_readiness("fenced: rejoining as a standby of %s once the rk_switchover() or rk_failover() call here returns",
 				  v->peers[p].name);
-		return RK_NUM_EVENTS;
+		return RK_EV_NONE;
 	}
 	start_rewind(v, p);
-	return RK_NUM_EVENTS;
+	return RK_EV_NONE;
 }
 
 /*
@@ -251,13 +256,11 @@ rk_act_rejoin(RkView *v)
 RkEvent
 rk_act_rejoin_diverged(RkView *v)
 {
-	static bool reported = false;
-
 	if (v->primary_idx < 0)
-		return RK_NUM_EVENTS;
-	if (!reported)
+		return RK_EV_NONE;
+	if (!v->ctx->diverged_reported)
 		rk_journal(v, "diverged", v->self, "%s; this standby must be rewound", v->why);
-	reported = true;
+	v->ctx->diverged_reported = true;
 	LWLockAcquire(rk_shared->lock, LW_EXCLUSIVE);
 	rk_shared->diverged = true;
 	LWLockRelease(rk_shared->lock);
@@ -265,10 +268,10 @@ rk_act_rejoin_diverged(RkView *v)
 	{
 		rk_set_readiness("cannot follow %s: this standby's WAL diverged from its timeline; replication_kit.auto_rejoin is off: run SELECT rk_rejoin()",
 				  v->peers[v->primary_idx].name);
-		return RK_NUM_EVENTS;
+		return RK_EV_NONE;
 	}
 	start_rewind(v, v->primary_idx);
-	return RK_NUM_EVENTS;
+	return RK_EV_NONE;
 }
 
 /*
@@ -284,12 +287,12 @@ rk_act_check_rejoin(RkView *v)
 	RkNodeState st;
 	struct stat sb;
 
-	if (follow_since == 0)
-		follow_since = v->now;
+	if (v->ctx->follow_since == 0)
+		v->ctx->follow_since = v->now;
 	if (p < 0)
 	{
 		rk_set_readiness("rejoining: waiting to learn the primary");
-		return RK_NUM_EVENTS;
+		return RK_EV_NONE;
 	}
 	if (v->upstream_idx != p)
 		rk_repoint_to(v, p);
@@ -303,36 +306,36 @@ rk_act_check_rejoin(RkView *v)
 		rk_state_save_locked(&st);
 		rk_shared->readiness[0] = '\0';
 		LWLockRelease(rk_shared->lock);
-		follow_since = 0;
+		v->ctx->follow_since = 0;
 		snprintf(v->why, sizeof(v->why), "streams from %s on timeline %u", v->peers[p].name, replay_tli);
 		return RK_EV_IS_STANDBY;
 	}
-	if (stat("replication_kit.rejoin_failed", &sb) == 0)
+	if (stat(RK_REJOIN_FAILED_FILE, &sb) == 0)
 	{
 		size_t		len;
-		char	   *why = rk_read_whole_file("replication_kit.rejoin_failed", &len);
+		char	   *why = rk_read_whole_file(RK_REJOIN_FAILED_FILE, &len);
 
 		rk_set_readiness("rejoin failed: %s", why ? why : "see replication_kit.rejoin.log");
-		return RK_NUM_EVENTS;
+		return RK_EV_NONE;
 	}
-	if (TimestampDifferenceMilliseconds(follow_since, v->now) < REJOIN_FOLLOW_GRACE_MS)
+	if (TimestampDifferenceMilliseconds(v->ctx->follow_since, v->now) < RK_REJOIN_FOLLOW_GRACE_MS)
 	{
 		rk_set_readiness("rejoining: waiting to stream from %s", v->peers[p].name);
-		return RK_NUM_EVENTS;
+		return RK_EV_NONE;
 	}
 	if (v->st.rewound_term == v->st.term)
 	{
 		/* Rewound once in this term already and still cannot follow: do not loop. */
 		rk_set_readiness("rejoined but not streaming from %s: see replication_kit.rejoin.log and the server log",
 				  v->peers[p].name);
-		return RK_NUM_EVENTS;
+		return RK_EV_NONE;
 	}
 	if (!may_rejoin())
 	{
 		rk_set_readiness("does not follow %s (its WAL diverged?); replication_kit.auto_rejoin is off: run SELECT rk_rejoin()",
 				  v->peers[p].name);
-		return RK_NUM_EVENTS;
+		return RK_EV_NONE;
 	}
 	start_rewind(v, p);
-	return RK_NUM_EVENTS;
+	return RK_EV_NONE;
 }

@@ -46,8 +46,9 @@
 #include "utils/snapmgr.h"
 #include "utils/timestamp.h"
 
-#include "fsm.h"
-#include "peer.h"
+#include "core/peer.h"
+#include "worker/fsm.h"
+#include "worker/worker.h"
 
 /* Register the worker; called from _PG_init in the postmaster. */
 void
@@ -74,6 +75,36 @@ worker_detach(int code, Datum arg)
 	rk_shared->worker_pid = 0;
 	rk_shared->worker_latch = NULL;
 	strlcpy(rk_shared->worker_state, "stopped", sizeof(rk_shared->worker_state));
+	LWLockRelease(rk_shared->lock);
+}
+
+/*
+ * Keep what earlier rounds learned (the last probe) about peers that are
+ * still registered at the same address; the registry's own columns win.
+ */
+static void
+carry_over_probes(RkView *v)
+{
+	LWLockAcquire(rk_shared->lock, LW_SHARED);
+	for (int i = 0; i < v->npeers; i++)
+	{
+		for (int j = 0; j < rk_shared->npeers; j++)
+		{
+			RkPeer	   *old = &rk_shared->peers[j];
+			RkPeer	   *p = &v->peers[i];
+
+			if (strcmp(old->name, p->name) == 0 && strcmp(old->host, p->host) == 0 && old->port == p->port)
+			{
+				RkPeer		fresh = *p;
+
+				*p = *old;
+				p->registry_primary = fresh.registry_primary;
+				p->sync = fresh.sync;
+				p->joined = fresh.joined;
+				p->is_self = fresh.is_self;
+			}
+		}
+	}
 	LWLockRelease(rk_shared->lock);
 }
 
@@ -141,28 +172,7 @@ read_registry(RkView *v)
 
 	v->majority = v->members / 2 + 1;
 
-	/* Keep what earlier rounds learned about peers that are still registered. */
-	LWLockAcquire(rk_shared->lock, LW_SHARED);
-	for (int i = 0; i < v->npeers; i++)
-	{
-		for (int j = 0; j < rk_shared->npeers; j++)
-		{
-			RkPeer	   *old = &rk_shared->peers[j];
-			RkPeer	   *p = &v->peers[i];
-
-			if (strcmp(old->name, p->name) == 0 && strcmp(old->host, p->host) == 0 && old->port == p->port)
-			{
-				RkPeer		fresh = *p;
-
-				*p = *old;
-				p->registry_primary = fresh.registry_primary;
-				p->sync = fresh.sync;
-				p->joined = fresh.joined;
-				p->is_self = fresh.is_self;
-			}
-		}
-	}
-	LWLockRelease(rk_shared->lock);
+	carry_over_probes(v);
 	return true;
 }
 
@@ -297,11 +307,9 @@ count_support(RkCall *c, void *arg)
 {
 	EarlyRenewal *er = (EarlyRenewal *) arg;
 	RkPeer	   *p = &er->v->peers[c->peer_index];
-	const char *in_recovery = rk_call_value(c, "in_recovery");
-	const char *term = rk_call_value(c, "term");
+	RkStateAnswer a;
 
-	if (!p->joined || in_recovery == NULL || in_recovery[0] != 't' ||
-		term == NULL || strtoull(term, NULL, 10) > er->v->st.term)
+	if (!p->joined || !rk_answer_state(c, &a) || !a.in_recovery || a.term > er->v->st.term)
 		return;
 	if (++er->support == er->v->majority)
 		rk_extend_lease(er->v->now);
@@ -354,9 +362,9 @@ probe_peers(RkView *v, bool renew)
 	for (int c = 0; c < ncalls; c++)
 	{
 		RkPeer	   *p = &v->peers[calls[c].peer_index];
-		const char *val;
+		RkStateAnswer a;
 
-		p->reachable = calls[c].phase == RK_CALL_DONE;
+		p->reachable = rk_answer_state(&calls[c], &a);
 		if (!p->reachable)
 		{
 			strlcpy(p->error, calls[c].error, RK_REASON_LEN);
@@ -364,22 +372,14 @@ probe_peers(RkView *v, bool renew)
 		}
 		p->error[0] = '\0';
 		p->last_ok = v->now;
-		val = rk_call_value(&calls[c], "in_recovery");
-		p->in_recovery = val && val[0] == 't';
-		val = rk_call_value(&calls[c], "timeline");
-		p->timeline = val ? (TimeLineID) strtoul(val, NULL, 10) : 0;
-		val = rk_call_value(&calls[c], "lsn");
-		p->lsn = val ? DatumGetLSN(DirectFunctionCall1(pg_lsn_in, CStringGetDatum(val))) : InvalidXLogRecPtr;
-		val = rk_call_value(&calls[c], "term");
-		p->term = val ? strtoull(val, NULL, 10) : 0;
-		val = rk_call_value(&calls[c], "primary_name");
-		strlcpy(p->primary_name, val ? val : "", NAMEDATALEN);
-		val = rk_call_value(&calls[c], "voted_for");
-		strlcpy(p->voted_for, val ? val : "", NAMEDATALEN);
-		val = rk_call_value(&calls[c], "silence_ms");
-		p->silence_ms = val ? atol(val) : 0;
-		val = rk_call_value(&calls[c], "fenced");
-		p->fenced = val && val[0] == 't';
+		p->in_recovery = a.in_recovery;
+		p->timeline = a.timeline;
+		p->lsn = a.lsn;
+		p->term = a.term;
+		strlcpy(p->primary_name, a.primary_name, NAMEDATALEN);
+		strlcpy(p->voted_for, a.voted_for, NAMEDATALEN);
+		p->silence_ms = a.silence_ms;
+		p->fenced = a.fenced;
 	}
 	rk_calls_clear(calls, ncalls);
 }
@@ -484,14 +484,14 @@ standby_event(RkView *v)
 static bool
 diverged(RkView *v)
 {
-	static TimestampTz since = 0;
+	TimestampTz *since = &v->ctx->diverged_since;
 	TimeLineID	rcv_tli = 0;
 	TimeLineID	replay_tli;
 	RkPeer	   *p;
 
 	if (v->primary_idx < 0 || v->primary_idx != v->upstream_idx)
 	{
-		since = 0;
+		*since = 0;
 		return false;
 	}
 	p = &v->peers[v->primary_idx];
@@ -499,12 +499,12 @@ diverged(RkView *v)
 	(void) GetXLogReplayRecPtr(&replay_tli);
 	if (!p->reachable || p->timeline <= Max(rcv_tli, replay_tli))
 	{
-		since = 0;
+		*since = 0;
 		return false;
 	}
-	if (since == 0)
-		since = v->now;
-	if (TimestampDifferenceMilliseconds(since, v->now) < 8000)
+	if (*since == 0)
+		*since = v->now;
+	if (TimestampDifferenceMilliseconds(*since, v->now) < RK_DIVERGED_GRACE_MS)
 		return false;
 	snprintf(v->why, sizeof(v->why), "%s is on timeline %u, this node stays on %u",
 			 p->name, p->timeline, Max(rcv_tli, replay_tli));
@@ -557,7 +557,7 @@ primary_event(RkView *v)
 	if (v->members >= 2 &&
 		v->now >= (TimestampTz) pg_atomic_read_u64(&rk_shared->lease_until))
 		return RK_EV_MAJORITY_LOST;
-	return RK_NUM_EVENTS;		/* lease still running: nothing to do yet */
+	return RK_EV_LEASE_RUNNING;
 }
 
 /* Publish the round's view for rk_status() and rk_peer_view(). */
@@ -600,6 +600,9 @@ record_members(RkView *v)
 		st.peer_port[st.npeers] = v->peers[i].port;
 		st.npeers++;
 	}
+	/* In a cluster of several, no node commits without a lease it won. */
+	if (v->members >= 2)
+		pg_atomic_write_u32(&rk_shared->guard_enforced, 1);
 	for (int i = st.npeers; i < RK_MAX_NODES; i++)
 	{
 		st.peer_name[i][0] = '\0';
@@ -611,34 +614,63 @@ record_members(RkView *v)
 	LWLockRelease(rk_shared->lock);
 }
 
-/* One round, in a transaction of its own.  Returns the new state. */
-static RkState
-worker_round(RkState state)
+/*
+ * Start a transaction for catalog work, unless one is open.  The worker's
+ * own writes commit locally (never waiting for a synchronous standby) and
+ * also while this node is fenced.  The caller's memory context stays
+ * current, so what it allocates survives the commit.
+ */
+bool
+rk_xact_begin(void)
 {
-	RkView	   *v = palloc0(sizeof(RkView));
-	RkEvent		event;
+	MemoryContext cxt = CurrentMemoryContext;
 
+	if (IsTransactionState())
+		return false;
 	SetCurrentStatementStartTimestamp();
 	StartTransactionCommand();
-	/* The worker's bookkeeping commits locally and also while fenced. */
 	rk_commit_locally();
 	PushActiveSnapshot(GetTransactionSnapshot());
-	pgstat_report_activity(STATE_RUNNING, "reading the registry");
+	MemoryContextSwitchTo(cxt);
+	return true;
+}
 
+void
+rk_xact_end(bool started)
+{
+	MemoryContext cxt = CurrentMemoryContext;
+
+	if (!started)
+		return;
+	PopActiveSnapshot();
+	CommitTransactionCommand();
+	MemoryContextSwitchTo(cxt);
+}
+
+/*
+ * Read the registry, in a transaction of its own.  False if the extension
+ * is not created yet, which rk_status() then says.
+ */
+static bool
+begin_round(RkView *v)
+{
+	bool		started = rk_xact_begin();
+	bool		found;
+
+	pgstat_report_activity(STATE_RUNNING, "reading the registry");
 	v->now = GetCurrentTimestamp();
 	v->in_recovery = RecoveryInProgress();
 	v->tli = rk_current_timeline();
 	v->lsn = rk_local_lsn();
-
-	if (!read_registry(v))
+	found = read_registry(v);
+	rk_xact_end(started);
+	if (!found)
 	{
-		PopActiveSnapshot();
-		CommitTransactionCommand();
 		LWLockAcquire(rk_shared->lock, LW_EXCLUSIVE);
 		strlcpy(rk_shared->worker_state, "waiting for CREATE EXTENSION", sizeof(rk_shared->worker_state));
 		rk_shared->registry_seen = false;
 		LWLockRelease(rk_shared->lock);
-		return RK_STATE_IDLE;
+		return false;
 	}
 
 	/* Record who this node is (a clone corrects the name it inherited). */
@@ -647,53 +679,78 @@ worker_round(RkState state)
 	LWLockAcquire(rk_shared->lock, LW_SHARED);
 	v->st = rk_shared->state;
 	LWLockRelease(rk_shared->lock);
+	return true;
+}
 
-	if (v->self_idx < 0)
-		event = RK_EV_NOT_REGISTERED;
-	else if (v->in_recovery && v->st.rejoin_pending)
+/*
+ * Probe the other nodes and turn what they said into a primary's or a
+ * standby's event.  Network waits run outside any transaction; the
+ * primary's catalog upkeep (slots, joined standbys) runs in its own.
+ */
+static RkEvent
+observe(RkView *v, RkState state, bool rejoin_check)
+{
+	RkEvent		event;
+	bool		started;
+
+	if (!v->in_recovery)
 	{
-		/* An old primary in recovery: find out whom it should follow. */
-		probe_peers(v, false);
-		(void) standby_event(v);
-		event = RK_EV_REJOIN_PENDING;
+		record_members(v);
+		if (state == RK_STATE_PRIMARY)
+			rk_create_peer_slots(v);
 	}
-	else if (state == RK_STATE_IDLE || (state == RK_STATE_PROMOTING) ||
-			 (v->in_recovery && (state == RK_STATE_PRIMARY || state == RK_STATE_FENCED ||
-								 state == RK_STATE_REJOINING)) ||
-			 (!v->in_recovery && (state == RK_STATE_FOLLOWING || state == RK_STATE_SUSPECTING ||
-								  state == RK_STATE_PRIMARY_LOST)))
-		event = v->in_recovery ? RK_EV_IS_STANDBY : RK_EV_IS_PRIMARY;
-	else
+	probe_peers(v, !v->in_recovery && state == RK_STATE_PRIMARY && !rejoin_check &&
+				pg_atomic_read_u32(&rk_shared->fenced) == 0);
+	if (!v->in_recovery)
 	{
-		if (!v->in_recovery)
-		{
-			record_members(v);
-			if (state == RK_STATE_PRIMARY)
-				rk_create_peer_slots(v);
-		}
-		probe_peers(v, !v->in_recovery && state == RK_STATE_PRIMARY &&
-					pg_atomic_read_u32(&rk_shared->fenced) == 0);
-		if (!v->in_recovery)
-		{
-			cut_partitioned_walsenders(v);
-			mark_joined(v);
-			note_resynced(v);
-		}
-		event = v->in_recovery ? standby_event(v) : primary_event(v);
-		if (v->in_recovery && event == RK_EV_PRIMARY_SEEN && diverged(v))
-			event = RK_EV_DIVERGED;
-		if (v->in_recovery)
-			record_members(v);
-		rk_handle_manual_request(v, &state);
+		started = rk_xact_begin();
+		cut_partitioned_walsenders(v);
+		mark_joined(v);
+		note_resynced(v);
+		rk_xact_end(started);
+		return primary_event(v);
+	}
+	event = standby_event(v);
+	if (event == RK_EV_PRIMARY_SEEN && diverged(v))
+		event = RK_EV_DIVERGED;
+	if (!rejoin_check)
+		record_members(v);
+	return event;
+}
+
+/*
+ * One round: read the registry, derive one event (probing the other nodes
+ * only when the event needs their answers), and hand it to the state
+ * machine.  No transaction spans the round.  Returns the new state.
+ */
+static RkState
+worker_round(RkState state, RkWorkerContext *ctx)
+{
+	RkView	   *v = palloc0(sizeof(RkView));
+	RkObservation obs = {0};
+	RkEvent		event;
+
+	v->ctx = ctx;
+	if (!begin_round(v))
+		return RK_STATE_IDLE;
+
+	obs.registered = v->self_idx >= 0;
+	obs.in_recovery = v->in_recovery;
+	obs.elected = rk_state_elected(&v->st);
+	obs.rejoin_pending = v->st.rejoin_pending;
+	obs.manual_request = rk_manual_request_pending(ctx);
+	obs.probe_event = RK_EV_NONE;
+	event = rk_derive_event(state, &obs);
+	if (event == RK_EV_NONE || rk_event_needs_probe(event))
+	{
+		obs.probe_event = observe(v, state, event == RK_EV_REJOIN_PENDING);
+		event = rk_derive_event(state, &obs);
 	}
 
-	if (event != RK_NUM_EVENTS)
-		state = rk_fsm_dispatch(state, event, v);
+	state = rk_fsm_dispatch(state, event, v);
 	if (!v->in_recovery && !RecoveryInProgress())
-		rk_journal_flush();
+		rk_journal_flush(ctx);
 
-	PopActiveSnapshot();
-	CommitTransactionCommand();
 	pgstat_report_activity(STATE_IDLE, NULL);
 	publish(v, state);
 	pfree(v);
@@ -704,6 +761,7 @@ void
 rk_worker_main(Datum main_arg)
 {
 	RkState		state = RK_STATE_IDLE;
+	RkWorkerContext *ctx;
 	MemoryContext round_cxt;
 
 	pqsignal(SIGHUP, SignalHandlerForConfigReload);
@@ -726,6 +784,7 @@ rk_worker_main(Datum main_arg)
 
 	ereport(LOG, (errmsg(RK_LOG_PREFIX "worker started on database \"%s\"", rk_database)));
 	check_timing();
+	ctx = MemoryContextAllocZero(TopMemoryContext, sizeof(RkWorkerContext));
 	round_cxt = AllocSetContextCreate(TopMemoryContext, "replication_kit round", ALLOCSET_DEFAULT_SIZES);
 
 	for (;;)
@@ -742,7 +801,7 @@ rk_worker_main(Datum main_arg)
 		}
 
 		old = MemoryContextSwitchTo(round_cxt);
-		state = worker_round(state);
+		state = worker_round(state, ctx);
 		MemoryContextSwitchTo(old);
 		MemoryContextReset(round_cxt);
 

@@ -1,0 +1,136 @@
+/*-------------------------------------------------------------------------
+ *
+ * conninfo.c
+ *		Connection strings, built in one place with one quoting rule: a
+ *		value is written as it is when it is a plain word, and in single
+ *		quotes with \\ before every quote and backslash otherwise (libpq's
+ *		own rule).  The clone command handed to operators is built here too,
+ *		with the shell's quoting around the whole string.
+ *
+ *-------------------------------------------------------------------------
+ */
+#include "postgres.h"
+
+#include "libpq-fe.h"
+
+#include "core/conninfo.h"
+
+/*
+ * Append "key=value" to a connection string.  A value that is a plain word
+ * (letters, digits and . - _ / : , @) goes as it is; anything else, the
+ * empty string included, goes in single quotes with a backslash before
+ * every quote and backslash, which is how libpq reads it back.
+ */
+void
+rk_conninfo_append(StringInfo buf, const char *key, const char *value)
+{
+	bool		plain = value[0] != '\0';
+
+	for (const char *p = value; *p && plain; p++)
+		plain = isalnum((unsigned char) *p) || strchr(".-_/:,@", *p) != NULL;
+
+	appendStringInfo(buf, "%s%s=", buf->len > 0 ? " " : "", key);
+	if (plain)
+	{
+		appendStringInfoString(buf, value);
+		return;
+	}
+	appendStringInfoChar(buf, '\'');
+	for (const char *p = value; *p; p++)
+	{
+		if (*p == '\'' || *p == '\\')
+			appendStringInfoChar(buf, '\\');
+		appendStringInfoChar(buf, *p);
+	}
+	appendStringInfoChar(buf, '\'');
+}
+
+/*
+ * The host and port a connection string points at (hostaddr when it names
+ * no host; the default port when it names none).  False if it names
+ * neither or does not parse.
+ */
+bool
+rk_conninfo_target(const char *conninfo, char **host, int *port)
+{
+	PQconninfoOption *opts;
+
+	*host = NULL;
+	*port = RK_DEFAULT_PG_PORT;
+	if (conninfo == NULL || conninfo[0] == '\0' || (opts = PQconninfoParse(conninfo, NULL)) == NULL)
+		return false;
+	for (PQconninfoOption *o = opts; o->keyword; o++)
+	{
+		if (o->val == NULL || o->val[0] == '\0')
+			continue;
+		if (strcmp(o->keyword, "host") == 0)
+			*host = pstrdup(o->val);
+		else if (strcmp(o->keyword, "hostaddr") == 0 && *host == NULL)
+			*host = pstrdup(o->val);
+		else if (strcmp(o->keyword, "port") == 0)
+			*port = atoi(o->val);
+	}
+	PQconninfoFree(opts);
+	return *host != NULL;
+}
+
+/*
+ * A value for postgresql.conf or postgresql.auto.conf: in single quotes,
+ * with every quote and backslash doubled, as ALTER SYSTEM writes it.
+ */
+char *
+rk_conf_quote(const char *value)
+{
+	StringInfoData buf;
+
+	initStringInfo(&buf);
+	appendStringInfoChar(&buf, '\'');
+	for (const char *p = value; *p; p++)
+	{
+		if (*p == '\'' || *p == '\\')
+			appendStringInfoChar(&buf, *p);
+		appendStringInfoChar(&buf, *p);
+	}
+	appendStringInfoChar(&buf, '\'');
+	return buf.data;
+}
+
+/* A string in single quotes for a POSIX shell. */
+char *
+rk_shell_quote(const char *s)
+{
+	StringInfoData buf;
+
+	initStringInfo(&buf);
+	appendStringInfoChar(&buf, '\'');
+	for (; *s; s++)
+	{
+		if (*s == '\'')
+			appendStringInfoString(&buf, "'\\''");
+		else
+			appendStringInfoChar(&buf, *s);
+	}
+	appendStringInfoChar(&buf, '\'');
+	return buf.data;
+}
+
+/*
+ * The one command that clones standby `name` from the primary at host:port
+ * through its own slot.  Without a data directory it uses "$PGDATA".  The
+ * same text is handed out by rk_add_standby() and in the reports of a
+ * standby that can only come back as a fresh clone.
+ */
+char *
+rk_clone_command(const char *datadir, const char *name, const char *host, int port, const char *role)
+{
+	StringInfoData conn;
+
+	initStringInfo(&conn);
+	rk_conninfo_append(&conn, "host", host);
+	rk_conninfo_append(&conn, "port", psprintf("%d", port));
+	rk_conninfo_append(&conn, "user", role);
+	rk_conninfo_append(&conn, "application_name", name);
+	return psprintf("pg_basebackup --pgdata=%s --wal-method=stream --write-recovery-conf "
+					"--slot=%s --checkpoint=fast --dbname=%s",
+					datadir ? rk_shell_quote(datadir) : "\"$PGDATA\"", name, rk_shell_quote(conn.data));
+}

@@ -1,0 +1,23 @@
+/*-------------------------------------------------------------------------
+ *
+ * conninfo.h
+ *		Connection strings and the commands that carry them, built in one
+ *		place with one quoting rule.
+ *
+ *-------------------------------------------------------------------------
+ */
+#ifndef RK_CONNINFO_H
+#define RK_CONNINFO_H
+
+#include "lib/stringinfo.h"
+
+#include "core/kit.h"
+
+extern void rk_conninfo_append(StringInfo buf, const char *key, const char *value);
+extern bool rk_conninfo_target(const char *conninfo, char **host, int *port);
+extern char *rk_conf_quote(const char *value);
+extern char *rk_shell_quote(const char *s);
+extern char *rk_clone_command(const char *datadir, const char *name, const char *host, int port,
+							  const char *role);
+
+#endif							/* RK_CONNINFO_H */

@@ -1,0 +1,62 @@
+/*-------------------------------------------------------------------------
+ *
+ * kit.h
+ *		The names and sizes every part of replication_kit shares: the
+ *		extension's name, the log prefix, the files it keeps in PGDATA, the
+ *		bounds of its arrays, and the fixed durations it waits for.
+ *
+ * The shared layer (core/) is what both the SQL-callable functions
+ * (extension/) and the background worker (worker/) build on; neither of
+ * those includes the other's headers.  Every header is included by its
+ * path from the source root ("core/kit.h").
+ *
+ *-------------------------------------------------------------------------
+ */
+#ifndef RK_KIT_H
+#define RK_KIT_H
+
+#include "postgres.h"
+
+#include "core/compat.h"
+
+#define RK_EXTENSION_NAME	"replication_kit"
+#define RK_LOG_PREFIX		"replication_kit: "
+
+/* Nodes a registry can hold; "a primary with a few standbys". */
+#define RK_MAX_NODES		16
+#define RK_HOST_LEN			256
+#define RK_REASON_LEN		256
+#define RK_RESULT_LEN		1024
+
+/* Files the kit keeps in PGDATA. */
+#define RK_STATE_FILE		"replication_kit.state"
+#define RK_PASS_FILE		"replication_kit.pgpass"
+#define RK_REJOIN_FAILED_FILE "replication_kit.rejoin_failed"
+
+/* Marks the pg_hba.conf lines the kit owns; it never edits any other line. */
+#define RK_HBA_MARK			"# replication_kit"
+
+/* libpq's port when a connection string names none. */
+#define RK_DEFAULT_PG_PORT	5432
+
+/*
+ * Fixed durations (milliseconds).  The tunable ones are settings
+ * (core/settings.h); these bound waits that have no reason to be tuned.
+ */
+#define RK_PROMOTE_WAIT_SECS		60	/* pg_promote(wait => true) */
+#define RK_CATCH_UP_MS			30000	/* a forced failover's target takes the fenced primary's WAL */
+#define RK_SYNC_APPLY_WAIT_MS	2000	/* a new sync list reaches the checkpointer before promotion */
+#define RK_MANUAL_ANSWER_MS		120000	/* a backend waits for its worker's answer */
+#define RK_REMOTE_FAILOVER_MS	130000	/* ... and for another node's, a little longer */
+#define RK_FENCE_CALL_FACTOR		3	/* rk_peer_fence gets this many probe timeouts */
+#define RK_SWITCHOVER_CALLER_MS	60000	/* a deposed primary waits for its rk_switchover() caller */
+#define RK_DIVERGED_GRACE_MS		8000	/* a standby stuck behind a newer timeline */
+#define RK_REJOIN_FOLLOW_GRACE_MS	8000	/* an old primary started as a standby must follow by then */
+#define RK_FENCE_AT_START_MS		6000	/* the postmaster asks the other nodes for this long */
+#define RK_FENCE_AT_START_TRY_MS	2000	/* ... one node at most this long per attempt */
+#define RK_FENCE_AT_START_PAUSE_MS	300 /* ... and pauses between attempts */
+#define RK_PEER_CONNECT_TIMEOUT_S	10	/* libpq's backstop; a call's own deadline rules */
+#define RK_WALSENDER_CUT_TRIES		100 /* cut other WAL senders: attempts ... */
+#define RK_WALSENDER_CUT_PAUSE_MS	20	/* ... this far apart */
+
+#endif							/* RK_KIT_H */

@@ -1,0 +1,128 @@
+/*-------------------------------------------------------------------------
+ *
+ * local.c
+ *		What this node is, as it can tell by itself without asking anyone:
+ *		its name, how far its WAL goes, whether its WAL receiver still hears
+ *		from a primary, and (for tests) whom it behaves as cut off from.
+ *
+ *-------------------------------------------------------------------------
+ */
+#include "postgres.h"
+
+#include "access/xlog.h"
+#include "libpq-fe.h"
+#include "replication/walreceiver.h"
+#include "storage/spin.h"
+#include "utils/builtins.h"
+#include "utils/guc.h"
+#include "utils/timestamp.h"
+#include "utils/varlena.h"
+
+#include "core/conninfo.h"
+#include "core/local.h"
+#include "core/settings.h"
+#include "core/shmem.h"
+
+/* How far this node's WAL goes: flushed on a primary, received or replayed on a standby. */
+XLogRecPtr
+rk_local_lsn(void)
+{
+	if (RecoveryInProgress())
+		return Max(GetWalRcvFlushRecPtr(NULL, NULL), GetXLogReplayRecPtr(NULL));
+	return rk_flush_lsn();
+}
+
+/*
+ * Has the WAL receiver heard from its primary within `window_ms`?  The
+ * second signal a standby watches: WAL still arriving means the primary
+ * is alive, whatever the probes say, and no election may start.
+ */
+bool
+rk_walreceiver_hears_primary(int window_ms)
+{
+	WalRcvData *walrcv = WalRcv;
+	WalRcvState state;
+	TimestampTz last;
+
+	if (walrcv == NULL)
+		return false;
+	SpinLockAcquire(&walrcv->mutex);
+	state = walrcv->walRcvState;
+	last = walrcv->lastMsgReceiptTime;
+	SpinLockRelease(&walrcv->mutex);
+	return state == WALRCV_STREAMING && last != 0 &&
+		TimestampDifferenceMilliseconds(last, GetCurrentTimestamp()) < window_ms;
+}
+
+/* Is `node_name` on this node's replication_kit.simulate_partition list? */
+bool
+rk_partitioned_from(const char *node_name)
+{
+	char	   *copy;
+	List	   *names;
+	ListCell   *lc;
+	bool		found = false;
+
+	if (node_name == NULL || rk_simulate_partition == NULL || rk_simulate_partition[0] == '\0')
+		return false;
+	copy = pstrdup(rk_simulate_partition);
+	if (!SplitIdentifierString(copy, ',', &names))
+		return false;
+	foreach(lc, names)
+	{
+		if (strcmp((char *) lfirst(lc), node_name) == 0)
+			found = true;
+	}
+	return found;
+}
+
+/*
+ * The application_name in primary_conninfo, which is the name the primary
+ * knows this standby by (pg_stat_replication, synchronous_standby_names);
+ * NULL if primary_conninfo is empty or names none.
+ */
+char *
+rk_primary_conninfo_appname(void)
+{
+	const char *conninfo = GetConfigOption("primary_conninfo", true, false);
+	PQconninfoOption *opts;
+	char	   *result = NULL;
+
+	if (conninfo == NULL || conninfo[0] == '\0')
+		return NULL;
+	opts = PQconninfoParse(conninfo, NULL);
+	if (opts == NULL)
+		return NULL;
+	for (PQconninfoOption *o = opts; o->keyword != NULL; o++)
+	{
+		if (strcmp(o->keyword, "application_name") == 0 && o->val && o->val[0] != '\0')
+			result = pstrdup(o->val);
+	}
+	PQconninfoFree(opts);
+	return result;
+}
+
+/*
+ * This node's name.  An explicit replication_kit.node_name wins.  A standby
+ * goes by the application_name it streams under, because that is the one
+ * name the primary can check; a cloned standby inherits the primary's
+ * state file, and this is how it stops believing it is the primary.
+ * Otherwise the name remembered in the state file.  NULL if none of these
+ * says anything (a node not yet set up).
+ */
+char *
+rk_self_name(void)
+{
+	char	   *appname;
+
+	if (rk_node_name_setting && rk_node_name_setting[0] != '\0')
+		return pstrdup(rk_node_name_setting);
+	if (RecoveryInProgress() && (appname = rk_primary_conninfo_appname()) != NULL)
+		return appname;
+
+	LWLockAcquire(rk_shared->lock, LW_EXCLUSIVE);
+	rk_state_load_locked();
+	appname = rk_shared->state.node_name[0] ? pstrdup(rk_shared->state.node_name) : NULL;
+	LWLockRelease(rk_shared->lock);
+	return appname;
+}

@@ -1,0 +1,22 @@
+/*-------------------------------------------------------------------------
+ *
+ * local.h
+ *		What this node is, as it can tell by itself: its name, how far its
+ *		WAL goes, whether WAL still arrives, and whom a test cut it off from.
+ *
+ *-------------------------------------------------------------------------
+ */
+#ifndef RK_LOCAL_H
+#define RK_LOCAL_H
+
+#include "access/xlogdefs.h"
+
+#include "core/kit.h"
+
+extern char *rk_self_name(void);
+extern char *rk_primary_conninfo_appname(void);
+extern XLogRecPtr rk_local_lsn(void);
+extern bool rk_walreceiver_hears_primary(int window_ms);
+extern bool rk_partitioned_from(const char *node_name);
+
+#endif							/* RK_LOCAL_H */

@@ -1,0 +1,99 @@
+/*-------------------------------------------------------------------------
+ *
+ * settings.c
+ *		The replication_kit.* settings, defined once in the postmaster, and
+ *		the commit lease's length that follows from them.
+ *
+ *-------------------------------------------------------------------------
+ */
+#include "postgres.h"
+
+#include "utils/guc.h"
+
+#include "core/settings.h"
+
+char	   *rk_node_name_setting = NULL;
+char	   *rk_database = NULL;
+int			rk_probe_interval_ms = 1000;
+int			rk_probe_timeout_ms = 1000;
+int			rk_failover_timeout_ms = 5000;
+int			rk_fence_timeout_ms = 3000;
+bool		rk_auto_failover = true;
+bool		rk_auto_rejoin = true;
+char	   *rk_simulate_partition = NULL;
+
+/* Called once, from _PG_init in the postmaster. */
+void
+rk_define_settings(void)
+{
+	DefineCustomStringVariable("replication_kit.node_name",
+							   "Overrides the name this node goes by in the registry.",
+							   "Normally left empty: a standby takes its name from the application_name "
+							   "of primary_conninfo, and the name is then remembered in PGDATA.",
+							   &rk_node_name_setting, "",
+							   PGC_SIGHUP, 0, NULL, NULL, NULL);
+
+	DefineCustomStringVariable("replication_kit.database",
+							   "Database the replication_kit worker connects to.",
+							   "CREATE EXTENSION replication_kit must be run in this database.",
+							   &rk_database, "postgres",
+							   PGC_POSTMASTER, 0, NULL, NULL, NULL);
+
+	DefineCustomIntVariable("replication_kit.probe_interval",
+							"How often the worker probes the other nodes.",
+							NULL,
+							&rk_probe_interval_ms, 1000, 100, 60000,
+							PGC_SIGHUP, GUC_UNIT_MS, NULL, NULL, NULL);
+
+	DefineCustomIntVariable("replication_kit.probe_timeout",
+							"Deadline for one probe of another node, connection included.",
+							NULL,
+							&rk_probe_timeout_ms, 1000, 100, 60000,
+							PGC_SIGHUP, GUC_UNIT_MS, NULL, NULL, NULL);
+
+	DefineCustomIntVariable("replication_kit.failover_timeout",
+							"How long the primary must be unreachable before a standby starts an election.",
+							NULL,
+							&rk_failover_timeout_ms, 5000, 500, 3600000,
+							PGC_SIGHUP, GUC_UNIT_MS, NULL, NULL, NULL);
+
+	DefineCustomIntVariable("replication_kit.fence_timeout",
+							"How long a primary keeps accepting commits without hearing from a majority.",
+							"Must be shorter than failover_timeout; the worker uses at most "
+							"failover_timeout minus probe_interval.",
+							&rk_fence_timeout_ms, 3000, 200, 3600000,
+							PGC_SIGHUP, GUC_UNIT_MS, NULL, NULL, NULL);
+
+	DefineCustomBoolVariable("replication_kit.auto_failover",
+							 "Whether the workers promote a standby by themselves when the primary dies.",
+							 NULL,
+							 &rk_auto_failover, true,
+							 PGC_SIGHUP, 0, NULL, NULL, NULL);
+
+	DefineCustomBoolVariable("replication_kit.auto_rejoin",
+							 "Whether a fenced old primary rewinds and rejoins as a standby by itself.",
+							 NULL,
+							 &rk_auto_rejoin, true,
+							 PGC_SIGHUP, 0, NULL, NULL, NULL);
+
+	DefineCustomStringVariable("replication_kit.simulate_partition",
+							   "For tests: nodes this node behaves as if cut off from.",
+							   "A comma-separated list of node names.  The worker neither probes them nor "
+							   "answers their calls, and replication connections from them are refused and "
+							   "ended, as if the network between them were down.",
+							   &rk_simulate_partition, "",
+							   PGC_SIGHUP, GUC_NOT_IN_SAMPLE, NULL, NULL, NULL);
+
+	MarkGUCPrefixReserved("replication_kit");
+}
+
+/*
+ * How long a primary may go on committing after a majority last answered.
+ * Shorter than failover_timeout by a probe interval, so that the lease of
+ * an old primary has run out before any standby may vote for a new one.
+ */
+int
+rk_effective_fence_ms(void)
+{
+	return Max(100, Min(rk_fence_timeout_ms, rk_failover_timeout_ms - rk_probe_interval_ms));
+}

@@ -1,0 +1,26 @@
+/*-------------------------------------------------------------------------
+ *
+ * settings.h
+ *		The replication_kit.* settings (GUCs) and what follows from them.
+ *
+ *-------------------------------------------------------------------------
+ */
+#ifndef RK_SETTINGS_H
+#define RK_SETTINGS_H
+
+#include "core/kit.h"
+
+extern char *rk_node_name_setting;
+extern char *rk_database;
+extern int	rk_probe_interval_ms;
+extern int	rk_probe_timeout_ms;
+extern int	rk_failover_timeout_ms;
+extern int	rk_fence_timeout_ms;
+extern bool rk_auto_failover;
+extern bool rk_auto_rejoin;
+extern char *rk_simulate_partition;
+
+extern void rk_define_settings(void);
+extern int	rk_effective_fence_ms(void);
+
+#endif							/* RK_SETTINGS_H */

@@ -1,0 +1,126 @@
+/*-------------------------------------------------------------------------
+ *
+ * shmem.h
+ *		The state every process of one server shares: the node's durable
+ *		state as loaded, what the worker last saw of the other nodes, the
+ *		commit guard's lease, and the mailbox between backends and the
+ *		worker.
+ *
+ * The split of state follows one rule.  Cluster topology (which nodes
+ * exist, the synchronous policy, the current term as last committed) lives
+ * in the extension's tables, written on the primary and replicated to the
+ * standbys.  What one node knows by itself (its name, its vote, what it
+ * saw of its peers a moment ago) lives here, and the part of it that must
+ * survive a restart in the state file (core/node_state.h).
+ *
+ *-------------------------------------------------------------------------
+ */
+#ifndef RK_SHMEM_H
+#define RK_SHMEM_H
+
+#include "access/xlogdefs.h"
+#include "datatype/timestamp.h"
+#include "port/atomics.h"
+#include "storage/latch.h"
+#include "storage/lwlock.h"
+
+#include "core/kit.h"
+#include "core/node_state.h"
+
+/* One registered node as the worker last saw it. */
+typedef struct RkPeer
+{
+	char		name[NAMEDATALEN];
+	char		host[RK_HOST_LEN];
+	int			port;
+	bool		is_self;
+	bool		registry_primary;	/* the registry names it the primary */
+	bool		sync;			/* member of the synchronous list */
+	bool		joined;			/* has streamed once: counts for a majority */
+
+	/* Last probe of this peer (unused for the node itself). */
+	bool		reachable;
+	TimestampTz last_ok;		/* last successful probe, 0 if never */
+	TimestampTz last_attempt;
+	bool		in_recovery;
+	TimeLineID	timeline;
+	XLogRecPtr	lsn;			/* flushed (primary) or received (standby) */
+	uint64		term;
+	char		primary_name[NAMEDATALEN];	/* whom it follows in `term` */
+	char		voted_for[NAMEDATALEN]; /* its vote in `term`, if any */
+	long		silence_ms;		/* since its last contact with the primary */
+	bool		fenced;
+	char		error[RK_REASON_LEN];
+} RkPeer;
+
+/*
+ * Shared memory: one instance per server.  `lock` protects everything but
+ * the atomics, which the commit guard reads without a lock on every commit.
+ */
+typedef struct RkShared
+{
+	LWLock	   *lock;
+
+	/* The worker, so that backends can wake it. */
+	pid_t		worker_pid;
+	Latch	   *worker_latch;
+
+	/* Identity and durable state, mirrored from the state file. */
+	bool		state_loaded;
+	RkNodeState state;
+
+	/* The registry as the worker last read it. */
+	bool		registry_seen;	/* the extension exists and was read */
+	int			npeers;
+	RkPeer		peers[RK_MAX_NODES];
+	char		policy_method[8];	/* FIRST or ANY */
+	int			policy_num_sync;
+
+	/* What the worker is doing, for rk_status. */
+	char		worker_state[32];
+	char		readiness[RK_REASON_LEN];
+
+	/*
+	 * Last contact with the primary: a probe that reached it, WAL from it,
+	 * or the primary's own call.  Starts at server start, so that a node
+	 * that just came up gives the primary a full failover_timeout.
+	 */
+	TimestampTz last_seen_primary;
+	TimestampTz last_vote_at;	/* when this node last granted a vote */
+
+	/*
+	 * The commit guard.  On a primary in a cluster of two or more, a
+	 * transaction may commit only while the lease (renewed each time a
+	 * majority answers) runs, and never once the node is fenced.
+	 */
+	pg_atomic_uint32 guard_enforced;
+	pg_atomic_uint64 lease_until;	/* TimestampTz */
+	pg_atomic_uint32 fenced;
+
+	/*
+	 * While fenced for a forced failover or a switchover, only this standby
+	 * (the one being promoted) may still stream from here: any other would
+	 * receive WAL the new primary never had.
+	 */
+	char		fence_target[NAMEDATALEN];
+
+	/* A manual failover asked of this node's worker by a backend. */
+	uint32		request_seq;
+	uint32		done_seq;
+	bool		request_force;
+	bool		request_dry_run;
+	bool		request_planned;	/* rk_switchover: only with a healthy primary */
+	bool		rejoin_requested;	/* rk_rejoin() or a switchover's fence */
+	pid_t		switchover_caller; /* a backend here waiting for rk_switchover() or rk_failover() */
+	bool		diverged;		/* a standby that cannot follow the new timeline */
+	bool		result_ok;
+	bool		result_forced_loss; /* promoted without a majority or the sync quorum */
+	char		result[RK_RESULT_LEN];
+} RkShared;
+
+extern RkShared *rk_shared;
+
+extern void rk_shmem_install(void);
+extern void rk_wake_worker(void);
+
+#endif							/* RK_SHMEM_H */

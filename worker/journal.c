@@ -1,0 +1,90 @@
+/*-------------------------------------------------------------------------
+ *
+ * journal.c
+ *		What the worker tells people: every decision goes to the server log
+ *		at once, with the kit's prefix, and on a primary into rk_events;
+ *		a standby keeps its entries until it is the primary (the last 64).
+ *		And the readiness remark rk_status() shows on this node's row.
+ *
+ *-------------------------------------------------------------------------
+ */
+#include "postgres.h"
+
+#include "access/xlog.h"
+#include "catalog/pg_type.h"
+#include "executor/spi.h"
+#include "utils/builtins.h"
+#include "utils/timestamp.h"
+
+#include "worker/fsm.h"
+
+void
+rk_journal(RkView *v, const char *kind, const char *node, const char *fmt,...)
+{
+	RkWorkerContext *ctx = v->ctx;
+	va_list		ap;
+	RkJournalEntry *e;
+
+	if (ctx->journal_len == RK_JOURNAL_SIZE)
+	{
+		memmove(&ctx->journal[0], &ctx->journal[1], sizeof(RkJournalEntry) * (RK_JOURNAL_SIZE - 1));
+		ctx->journal_len--;
+	}
+	e = &ctx->journal[ctx->journal_len++];
+	e->at = GetCurrentTimestamp();
+	e->term = v->st.term;
+	strlcpy(e->kind, kind, sizeof(e->kind));
+	strlcpy(e->node, node ? node : v->self, sizeof(e->node));
+	va_start(ap, fmt);
+	vsnprintf(e->detail, sizeof(e->detail), fmt, ap);
+	va_end(ap);
+
+	ereport(LOG,
+			(errmsg(RK_LOG_PREFIX "%s %s (term " UINT64_FORMAT "): %s", e->kind, e->node, e->term, e->detail)));
+}
+
+/* Write the journal into rk_events; only a primary that is not fenced can. */
+void
+rk_journal_flush(RkWorkerContext *ctx)
+{
+	Oid			types[5] = {TIMESTAMPTZOID, INT8OID, TEXTOID, TEXTOID, TEXTOID};
+	bool		started;
+
+	if (ctx->journal_len == 0 || RecoveryInProgress() || pg_atomic_read_u32(&rk_shared->fenced))
+		return;
+	started = rk_xact_begin();
+	SPI_connect();
+	for (int i = 0; i < ctx->journal_len; i++)
+	{
+		RkJournalEntry *e = &ctx->journal[i];
+		Datum		vals[5];
+
+		vals[0] = TimestampTzGetDatum(e->at);
+		vals[1] = Int64GetDatum((int64) e->term);
+		vals[2] = CStringGetTextDatum(e->kind);
+		vals[3] = CStringGetTextDatum(e->node);
+		vals[4] = CStringGetTextDatum(e->detail);
+		SPI_execute_with_args(psprintf("INSERT INTO %s (at, term, kind, node_name, detail) VALUES ($1, $2, $3, $4, $5)",
+									   rk_table("rk_events")),
+							  5, types, vals, NULL, false, 0);
+	}
+	SPI_finish();
+	rk_xact_end(started);
+	ctx->journal_len = 0;
+}
+
+/*
+ * What rk_status() shows on this node's own row: why an automatic failover
+ * would not happen now, or what this node is waiting for.
+ */
+void
+rk_set_readiness(const char *fmt,...)
+{
+	va_list		ap;
+
+	LWLockAcquire(rk_shared->lock, LW_EXCLUSIVE);
+	va_start(ap, fmt);
+	vsnprintf(rk_shared->readiness, RK_REASON_LEN, fmt, ap);
+	va_end(ap);
+	LWLockRelease(rk_shared->lock);
+}
