@@ -92,7 +92,13 @@ get_lsn(RkCall *c, const char *name, XLogRecPtr *out)
 				lo;
 	int			len;
 
-	if (v == NULL || strspn(v, "0123456789ABCDEFabcdef/") != strlen(v) ||
+	const char *slash = v ? strchr(v, '/') : NULL;
+
+	/* Two halves of one to eight hex digits each, nothing else. */
+	if (v == NULL || slash == NULL || slash == v || slash - v > 8 ||
+		strlen(slash + 1) < 1 || strlen(slash + 1) > 8 ||
+		strspn(v, "0123456789ABCDEFabcdef") != (size_t) (slash - v) ||
+		strspn(slash + 1, "0123456789ABCDEFabcdef") != strlen(slash + 1) ||
 		sscanf(v, "%X/%X%n", &hi, &lo, &len) != 2 || v[len] != '\0')
 		return malformed(c, name);
 	*out = ((uint64) hi << 32) | lo;

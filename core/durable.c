@@ -70,13 +70,19 @@ rk_durable_prepare(const char *path, const char *content, size_t len, mode_t mod
 		((target.st_uid != geteuid() || target.st_gid != getegid()) &&
 		 fchown(fd, target.st_uid, target.st_gid) < 0))
 	{
+		int			save = errno;
+
 		CloseTransientFile(fd);
+		errno = save;
 		fail(tmp, "set the owner and mode of");
 	}
 	errno = 0;
 	if (write(fd, content, len) != (ssize_t) len || pg_fsync(fd) != 0)
 	{
+		int			save = errno ? errno : ENOSPC;
+
 		CloseTransientFile(fd);
+		errno = save;
 		fail(tmp, "write");
 	}
 	if (CloseTransientFile(fd) != 0)
@@ -111,6 +117,8 @@ rk_durable_write(const char *path, const char *content, size_t len, mode_t mode)
 void
 rk_durable_remove(const char *path)
 {
+	if (access(path, F_OK) != 0 && errno == ENOENT)
+		return;
 	if (durable_unlink(path, LOG) != 0 && errno != ENOENT)
 		ereport(ERROR,
 				(errcode_for_file_access(),

@@ -37,7 +37,7 @@ bool		rk_guard_bypass = false;
 static void
 guard_check(const char *what)
 {
-	TimestampTz until;
+	int64		until;
 
 	if (rk_shared == NULL || rk_guard_bypass || RecoveryInProgress())
 		return;
@@ -52,13 +52,30 @@ guard_check(const char *what)
 				 errdetail("Another node was made the primary in a newer term; this node will rejoin as its standby."),
 				 errhint("Reconnect with target_session_attrs=read-write to reach the current primary.")));
 
-	until = (TimestampTz) pg_atomic_read_u64(&rk_shared->lease_until);
-	if (GetCurrentTimestamp() >= until)
+	until = (int64) pg_atomic_read_u64(&rk_shared->lease_until);
+	if (rk_monotonic_ms() >= until)
 		ereport(ERROR,
 				(errcode(ERRCODE_READ_ONLY_SQL_TRANSACTION),
 				 errmsg("cannot %s: this primary has not heard from a majority of the cluster", what),
 				 errdetail("A primary commits only while a majority of the registered nodes answers it (replication_kit.fence_timeout); another node may be promoted."),
 				 errhint("Check rk_status(); reconnect with target_session_attrs=read-write to reach the current primary.")));
+}
+
+/*
+ * Would this primary acknowledge a commit now?  Not when it is fenced, nor
+ * when its lease has run out: a primary that cannot renew its lease (its
+ * worker stuck on a lock or an fsync, its standbys unable to answer) tells
+ * the standbys that it is not a primary (rk_peer_state's "fenced"), so
+ * that they elect another instead of waiting for it forever.
+ */
+bool
+rk_acknowledges_commits(void)
+{
+	if (rk_shared == NULL || pg_atomic_read_u32(&rk_shared->fenced) != 0)
+		return false;
+	if (pg_atomic_read_u32(&rk_shared->guard_enforced) == 0)
+		return true;
+	return rk_monotonic_ms() < (int64) pg_atomic_read_u64(&rk_shared->lease_until);
 }
 
 /*

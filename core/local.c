@@ -50,8 +50,34 @@ rk_walreceiver_hears_primary(int window_ms)
 	state = walrcv->walRcvState;
 	last = walrcv->lastMsgReceiptTime;
 	SpinLockRelease(&walrcv->mutex);
+	/*
+	 * lastMsgReceiptTime is the server's own, on the wall clock.  A step of
+	 * the clock can only weaken this second signal: a voter also needs the
+	 * silence it measures itself on the monotonic clock (rk_request_vote).
+	 */
 	return state == WALRCV_STREAMING && last != 0 &&
 		TimestampDifferenceMilliseconds(last, GetCurrentTimestamp()) < window_ms;
+}
+
+/*
+ * Did this node's last probe find `primary` alive but acknowledging nothing
+ * (fenced, or its lease run out)?  WAL and keepalives from such a primary
+ * are no sign of a working one: they must not keep the standbys from
+ * electing another.  The caller holds rk_shared->lock.
+ */
+bool
+rk_primary_answers_fenced_locked(const char *primary)
+{
+	if (primary == NULL || primary[0] == '\0')
+		return false;
+	for (int i = 0; i < rk_shared->npeers; i++)
+	{
+		RkPeer	   *p = &rk_shared->peers[i];
+
+		if (strcmp(p->name, primary) == 0 && !p->is_self)
+			return p->reachable && !p->in_recovery && p->fenced;
+	}
+	return false;
 }
 
 /* Is `node_name` on this node's replication_kit.simulate_partition list? */

@@ -475,8 +475,9 @@ rk_call_report(RkCall *c, int elevel, const char *what)
 									   c->sqlstate[3], c->sqlstate[4])),
 				 errmsg("%s", what),
 				 errdetail("The node at %s:%d answered: %s", c->host, c->port, c->error)));
-	ereport(elevel,
-			(errcode(ERRCODE_CONNECTION_FAILURE),
-			 errmsg("%s", what),
-			 errdetail("%s", c->error[0] ? c->error : "no answer")));
+	else
+		ereport(elevel,
+				(errcode(ERRCODE_CONNECTION_FAILURE),
+				 errmsg("%s", what),
+				 errdetail("%s", c->error[0] ? c->error : "no answer")));
 }

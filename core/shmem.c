@@ -67,6 +67,7 @@ rk_shmem_startup(void)
 		rk_shared->lock = &(GetNamedLWLockTranche(RK_EXTENSION_NAME))->lock;
 		strlcpy(rk_shared->worker_state, "starting", sizeof(rk_shared->worker_state));
 		rk_shared->last_seen_primary = GetCurrentTimestamp();
+		rk_shared->last_seen_primary_ms = rk_monotonic_ms();
 		pg_atomic_init_u32(&rk_shared->guard_enforced, 0);
 		pg_atomic_init_u64(&rk_shared->lease_until, 0);
 		pg_atomic_init_u32(&rk_shared->fenced, 0);

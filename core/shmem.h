@@ -24,6 +24,7 @@
 #include "storage/latch.h"
 #include "storage/lwlock.h"
 
+#include "core/clock.h"
 #include "core/kit.h"
 #include "core/node_state.h"
 
@@ -85,8 +86,9 @@ typedef struct RkShared
 	 * or the primary's own call.  Starts at server start, so that a node
 	 * that just came up gives the primary a full failover_timeout.
 	 */
-	TimestampTz last_seen_primary;
-	TimestampTz last_vote_at;	/* when this node last granted a vote */
+	TimestampTz last_seen_primary;	/* for people (rk_status) */
+	int64		last_seen_primary_ms;	/* the same on the monotonic clock, for decisions */
+	int64		last_vote_ms;	/* when this node last granted a vote (monotonic) */
 
 	/*
 	 * The commit guard.  On a primary in a cluster of two or more, a
@@ -94,7 +96,7 @@ typedef struct RkShared
 	 * majority answers) runs, and never once the node is fenced.
 	 */
 	pg_atomic_uint32 guard_enforced;
-	pg_atomic_uint64 lease_until;	/* TimestampTz */
+	pg_atomic_uint64 lease_until;	/* monotonic ms (core/clock.h) */
 	pg_atomic_uint32 fenced;
 
 	/*

@@ -177,8 +177,8 @@ rk_state_load_locked(void)
 /*
  * Set this node's name and role (either may be NULL to keep it).  A change
  * of name means the file was inherited from another node by a clone: the
- * inherited vote is not this node's and is dropped, while the term, which
- * only ever grows, is kept.
+ * inherited vote and win are not this node's and are dropped, while the
+ * term, which only ever grows, is kept.
  */
 void
 rk_state_set_identity(const char *node_name, const char *role)
@@ -193,6 +193,7 @@ rk_state_set_identity(const char *node_name, const char *role)
 		strlcpy(st.node_name, node_name, NAMEDATALEN);
 		st.voted_for[0] = '\0';
 		st.voted_term = 0;
+		st.won_term = 0;		/* the win was the other node's */
 	}
 	if (role)
 		strlcpy(st.role, role, sizeof(st.role));

@@ -50,6 +50,7 @@
 #include "utils/timestamp.h"
 #include "utils/varlena.h"
 
+#include "core/guard.h"
 #include "core/local.h"
 #include "core/node_state.h"
 #include "core/peer.h"
@@ -105,7 +106,7 @@ rk_peer_state(PG_FUNCTION_ARGS)
 	bool		in_recovery = RecoveryInProgress();
 	TimestampTz now = GetCurrentTimestamp();
 	RkNodeState st;
-	TimestampTz seen;
+	int64		seen_ms;
 
 	require_peer("rk_peer_state", caller);
 	if (get_call_result_type(fcinfo, NULL, &tupdesc) != TYPEFUNC_COMPOSITE)
@@ -129,6 +130,7 @@ rk_peer_state(PG_FUNCTION_ARGS)
 			strlcpy(st.primary_name, caller, NAMEDATALEN);
 			rk_state_save_locked(&st);
 			rk_shared->last_seen_primary = now;
+			rk_shared->last_seen_primary_ms = rk_monotonic_ms();
 			if (news)
 				wake_worker_locked();
 		}
@@ -142,7 +144,7 @@ rk_peer_state(PG_FUNCTION_ARGS)
 			wake_worker_locked();
 		}
 	}
-	seen = rk_shared->last_seen_primary;
+	seen_ms = rk_shared->last_seen_primary_ms;
 	LWLockRelease(rk_shared->lock);
 
 	values[0] = name ? CStringGetTextDatum(name) : (Datum) 0;
@@ -156,8 +158,8 @@ rk_peer_state(PG_FUNCTION_ARGS)
 	values[6] = CStringGetTextDatum(st.voted_for);
 	nulls[6] = st.voted_for[0] == '\0' || st.voted_term != st.term;
 	/* Milliseconds since this node last had contact with the primary. */
-	values[7] = Int64GetDatum(in_recovery ? TimestampDifferenceMilliseconds(seen, now) : 0);
-	values[8] = BoolGetDatum(pg_atomic_read_u32(&rk_shared->fenced) != 0);
+	values[7] = Int64GetDatum(in_recovery ? Max(0, rk_monotonic_ms() - seen_ms) : 0);
+	values[8] = BoolGetDatum(!in_recovery && !rk_acknowledges_commits());
 	PG_RETURN_DATUM(HeapTupleGetDatum(heap_form_tuple(tupdesc, values, nulls)));
 }
 
@@ -180,9 +182,9 @@ typedef struct VoteRequest
  * rk_shared->lock held; `reason` gets the words for people.
  */
 static RkRefusal
-judge_vote(const VoteRequest *rq, const RkNodeState *st, TimestampTz now, char *reason)
+judge_vote(const VoteRequest *rq, const RkNodeState *st, char *reason)
 {
-	long		silence_ms = TimestampDifferenceMilliseconds(rk_shared->last_seen_primary, now);
+	long		silence_ms = (long) Max(0, rk_monotonic_ms() - rk_shared->last_seen_primary_ms);
 	const char *self = rq->self ? rq->self : "this node";
 
 	if (rq->term < st->term || (rq->term == st->term && st->voted_term == rq->term &&
@@ -203,13 +205,14 @@ judge_vote(const VoteRequest *rq, const RkNodeState *st, TimestampTz now, char *
 				 self, st->primary_name[0] ? st->primary_name : "(unknown)", silence_ms);
 		return RK_REFUSAL_PRIMARY_CONTACT;
 	}
-	if (!rq->forced && rk_walreceiver_hears_primary(rq->need_ms))
+	if (!rq->forced && rk_walreceiver_hears_primary(rq->need_ms) &&
+		!rk_primary_answers_fenced_locked(st->primary_name))
 	{
 		snprintf(reason, RK_REASON_LEN, "%s still receives WAL from its primary", self);
 		return RK_REFUSAL_RECEIVES_WAL;
 	}
 	if (!rq->forced &&
-		TimestampDifferenceMilliseconds(rk_shared->last_vote_at, now) < rk_failover_timeout_ms &&
+		rk_monotonic_ms() - rk_shared->last_vote_ms < rk_failover_timeout_ms &&
 		st->voted_term < rq->term && st->voted_for[0] != '\0' && strcmp(st->voted_for, rq->candidate) != 0)
 	{
 		snprintf(reason, RK_REASON_LEN, "voted for %s in term " UINT64_FORMAT " less than failover_timeout ago",
@@ -243,7 +246,6 @@ rk_request_vote(PG_FUNCTION_ARGS)
 	Datum		values[6];
 	bool		nulls[6] = {0};
 	RkRefusal	refusal;
-	TimestampTz now = GetCurrentTimestamp();
 	char		reason[RK_REASON_LEN] = "";
 	bool		granted;
 	RkNodeState st;
@@ -273,7 +275,7 @@ rk_request_vote(PG_FUNCTION_ARGS)
 	LWLockAcquire(rk_shared->lock, LW_EXCLUSIVE);
 	rk_state_load_locked();
 	st = rk_shared->state;
-	refusal = judge_vote(&rq, &st, now, reason);
+	refusal = judge_vote(&rq, &st, reason);
 	granted = refusal == RK_REFUSAL_NONE;
 	if (granted)
 	{
@@ -282,7 +284,7 @@ rk_request_vote(PG_FUNCTION_ARGS)
 		strlcpy(st.voted_for, rq.candidate, NAMEDATALEN);
 		st.primary_name[0] = '\0';	/* nobody's, until the winner says so */
 		rk_state_save_locked(&st);
-		rk_shared->last_vote_at = now;
+		rk_shared->last_vote_ms = rk_monotonic_ms();
 		snprintf(reason, sizeof(reason), "vote granted in term " UINT64_FORMAT, rq.term);
 	}
 	LWLockRelease(rk_shared->lock);
@@ -405,7 +407,7 @@ bool
 rk_local_failover(bool force, bool dry_run, bool planned, char **result, bool *forced_loss)
 {
 	uint32		seq;
-	TimestampTz deadline = TimestampTzPlusMilliseconds(GetCurrentTimestamp(), RK_MANUAL_ANSWER_MS);
+	int64		deadline = rk_monotonic_ms() + RK_MANUAL_ANSWER_MS;
 
 	*forced_loss = false;
 	LWLockAcquire(rk_shared->lock, LW_EXCLUSIVE);
@@ -446,7 +448,7 @@ rk_local_failover(bool force, bool dry_run, bool planned, char **result, bool *f
 			return ok;
 		}
 		LWLockRelease(rk_shared->lock);
-		if (GetCurrentTimestamp() > deadline)
+		if (rk_monotonic_ms() > deadline)
 		{
 			*result = pstrdup(psprintf("the worker did not answer within %d s", RK_MANUAL_ANSWER_MS / 1000));
 			return false;

@@ -153,7 +153,9 @@ rk_quorum_ready(RkView *v, char *reason, size_t reasonlen)
 			return false;
 		}
 	}
-	if (v->in_recovery && rk_walreceiver_hears_primary(rk_failover_timeout_ms))
+	if (v->in_recovery && rk_walreceiver_hears_primary(rk_failover_timeout_ms) &&
+		!(v->primary_idx >= 0 && v->peers[v->primary_idx].reachable &&
+		  !v->peers[v->primary_idx].in_recovery && v->peers[v->primary_idx].fenced))
 	{
 		snprintf(reason, reasonlen, "this node still receives WAL from its primary");
 		return false;
@@ -251,7 +253,9 @@ request_votes(RkView *v, uint64 term, const char *mode, int *heard_sync,
 		}
 		if (a.granted && p->joined)
 			votes++;
-		if (a.refusal == RK_REFUSAL_MORE_WAL)
+		/* More WAL than ours, whatever the voter refused for. */
+		if (a.refusal == RK_REFUSAL_MORE_WAL || a.timeline > v->tli ||
+			(a.timeline == v->tli && a.lsn > v->lsn))
 			strlcpy(more_wal, p->name, NAMEDATALEN);
 		else if (p->sync && p->joined && calls[c].peer_index != v->primary_idx)
 			(*heard_sync)++;
@@ -310,7 +314,7 @@ run_election(RkView *v, const char *mode, uint64 term, StringInfo result)
 	v->ctx->won_forced = force && votes < v->majority;
 	v->ctx->won_loss = force && (votes < v->majority || heard_sync < need || more_wal[0]);
 	v->ctx->won_term = term;
-	v->ctx->won_at = v->now;
+	v->ctx->won_at_ms = v->mono;
 	strlcpy(v->ctx->won_how, result->data, sizeof(v->ctx->won_how));
 	return true;
 }
@@ -445,13 +449,13 @@ rk_act_promote(RkView *v)
 }
 
 /*
- * A promoted node's lease: the votes were given at won_at, and each voter
+ * A promoted node's lease: the votes were given at won_at_ms, and each voter
  * refuses other candidates for failover_timeout after that.
  */
-TimestampTz
+int64
 rk_election_lease_start(RkWorkerContext *ctx, uint64 term)
 {
-	return term == ctx->won_term ? ctx->won_at : GetCurrentTimestamp();
+	return term == ctx->won_term ? ctx->won_at_ms : rk_monotonic_ms();
 }
 
 /* The explanation an operator gets back from a dry run. */
@@ -494,11 +498,11 @@ explain(RkView *v, bool force, StringInfo out)
 static bool
 catch_up_to(XLogRecPtr target)
 {
-	TimestampTz deadline = TimestampTzPlusMilliseconds(GetCurrentTimestamp(), RK_CATCH_UP_MS);
+	int64		deadline = rk_monotonic_ms() + RK_CATCH_UP_MS;
 
 	while (rk_local_lsn() < target)
 	{
-		if (GetCurrentTimestamp() > deadline)
+		if (rk_monotonic_ms() > deadline)
 			return false;
 		(void) WaitLatch(MyLatch, WL_LATCH_SET | WL_TIMEOUT | WL_EXIT_ON_PM_DEATH, 20, PG_WAIT_EXTENSION);
 		ResetLatch(MyLatch);
@@ -685,7 +689,7 @@ rk_act_manual_failover(RkView *v)
 		return RK_EV_NONE;
 	}
 	strlcpy(ctx->won_how, result->data, sizeof(ctx->won_how));
-	ctx->won_at = v->now;
+	ctx->won_at_ms = v->mono;
 	strlcpy(v->why, result->data, sizeof(v->why));
 	return RK_EV_ELECTION_WON;
 }

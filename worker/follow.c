@@ -224,20 +224,20 @@ set_read_only(bool on)
 
 /* Move the end of the lease out to `from` + the effective fence timeout. */
 void
-rk_extend_lease(TimestampTz from)
+rk_extend_lease(int64 from_ms)
 {
-	TimestampTz until = TimestampTzPlusMilliseconds(from, rk_effective_fence_ms());
+	int64		until = from_ms + rk_effective_fence_ms();
 
-	if ((TimestampTz) pg_atomic_read_u64(&rk_shared->lease_until) < until)
+	if ((int64) pg_atomic_read_u64(&rk_shared->lease_until) < until)
 		pg_atomic_write_u64(&rk_shared->lease_until, (uint64) until);
 }
 
 /* Allow commits until `from` + the effective fence timeout. */
 void
-rk_grant_lease(RkView *v, TimestampTz from)
+rk_grant_lease(RkView *v, int64 from_ms)
 {
 	pg_atomic_write_u32(&rk_shared->guard_enforced, v->members >= 2 ? 1 : 0);
-	rk_extend_lease(from);
+	rk_extend_lease(from_ms);
 	if (pg_atomic_read_u32(&rk_shared->fenced) == 0)
 		set_read_only(false);
 }
@@ -261,7 +261,7 @@ rk_act_start_primary(RkView *v)
 	if (unfinished)
 		return RK_EV_TAKE_OVER;
 	if (v->members < 2)
-		rk_grant_lease(v, GetCurrentTimestamp());
+		rk_grant_lease(v, rk_monotonic_ms());
 	return RK_EV_NONE;
 }
 
@@ -289,9 +289,10 @@ rk_act_fence_unelected(RkView *v)
 RkEvent
 rk_act_renew_lease(RkView *v)
 {
-	rk_grant_lease(v, v->now);
+	rk_grant_lease(v, v->mono);
 	LWLockAcquire(rk_shared->lock, LW_EXCLUSIVE);
 	rk_shared->last_seen_primary = v->now;
+	rk_shared->last_seen_primary_ms = v->mono;
 	LWLockRelease(rk_shared->lock);
 	return RK_EV_NONE;
 }
@@ -317,7 +318,7 @@ rk_act_unfence(RkView *v)
 {
 	if (pg_atomic_read_u32(&rk_shared->fenced))
 		return RK_EV_NONE;
-	rk_grant_lease(v, v->now);
+	rk_grant_lease(v, v->mono);
 	return RK_EV_NONE;
 }
 
@@ -376,9 +377,10 @@ rk_act_take_over(RkView *v)
 	rk_state_save_locked(&st);
 	v->st = st;
 	rk_shared->readiness[0] = '\0';
+	/* Under the lock: a newer term learned meanwhile fences again, after this. */
+	pg_atomic_write_u32(&rk_shared->fenced, 0);
 	LWLockRelease(rk_shared->lock);
 
-	pg_atomic_write_u32(&rk_shared->fenced, 0);
 	rk_grant_lease(v, rk_election_lease_start(v->ctx, st.term));
 
 	started = rk_xact_begin();

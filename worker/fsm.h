@@ -40,7 +40,7 @@ typedef struct RkWorkerContext
 {
 	/* The election this node won last, for the promotion and take-over. */
 	uint64		won_term;
-	TimestampTz won_at;			/* when the votes were given: the lease starts there */
+	int64		won_at_ms;		/* when the votes were given (monotonic): the lease starts there */
 	bool		won_forced;		/* promoted without a majority */
 	bool		won_loss;		/* forced past the majority or the synchronous quorum */
 	char		won_how[RK_REASON_LEN];
@@ -55,18 +55,19 @@ typedef struct RkWorkerContext
 	RkJournalEntry journal[RK_JOURNAL_SIZE];
 
 	/* Rejoin and divergence bookkeeping (rejoin.c, worker.c). */
-	TimestampTz follow_since;	/* an old primary began waiting to stream */
+	int64		follow_since;	/* an old primary began waiting to stream (monotonic ms) */
 	bool		helper_started; /* rk_rejoin runs: the server is going down */
-	TimestampTz caller_waiting_since;	/* a switchover caller here, since */
+	int64		caller_waiting_since;	/* a switchover caller here, since (monotonic ms) */
 	bool		diverged_reported;
-	TimestampTz diverged_since; /* a standby stuck behind a newer timeline, since */
+	int64		diverged_since; /* a standby stuck behind a newer timeline, since (monotonic ms) */
 } RkWorkerContext;
 
 /* What one round saw, and what follows from it. */
 typedef struct RkView
 {
 	RkWorkerContext *ctx;
-	TimestampTz now;			/* when the round started */
+	TimestampTz now;			/* when the round started, for logs and rk_status */
+	int64		mono;			/* the same on the monotonic clock, for every duration */
 	bool		in_recovery;
 	char		self[NAMEDATALEN];
 	int			self_idx;		/* index in peers, -1 if not registered */
@@ -128,13 +129,13 @@ extern bool rk_manual_request_pending(RkWorkerContext *ctx);
 extern void rk_manual_answer(RkWorkerContext *ctx, bool ok, const char *result);
 extern int	rk_best_candidate(RkView *v, char *reason, size_t reasonlen);
 extern bool rk_quorum_ready(RkView *v, char *reason, size_t reasonlen);
-extern TimestampTz rk_election_lease_start(RkWorkerContext *ctx, uint64 term);
+extern int64 rk_election_lease_start(RkWorkerContext *ctx, uint64 term);
 
 /* follow.c */
 extern bool rk_repoint_to(RkView *v, int primary_idx);
 extern int	rk_upstream_index(RkView *v);
 extern void rk_create_peer_slots(RkView *v);
-extern void rk_grant_lease(RkView *v, TimestampTz from);
-extern void rk_extend_lease(TimestampTz from);
+extern void rk_grant_lease(RkView *v, int64 from_ms);
+extern void rk_extend_lease(int64 from_ms);
 
 #endif							/* RK_WORKER_FSM_H */

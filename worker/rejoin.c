@@ -204,9 +204,8 @@ switchover_caller_waiting(RkWorkerContext *ctx)
 		return false;
 	}
 	if (ctx->caller_waiting_since == 0)
-		ctx->caller_waiting_since = GetCurrentTimestamp();
-	return TimestampDifferenceMilliseconds(ctx->caller_waiting_since, GetCurrentTimestamp()) <
-		RK_SWITCHOVER_CALLER_MS;
+		ctx->caller_waiting_since = rk_monotonic_ms();
+	return rk_monotonic_ms() - ctx->caller_waiting_since < RK_SWITCHOVER_CALLER_MS;
 }
 
 static bool
@@ -288,7 +287,7 @@ rk_act_check_rejoin(RkView *v)
 	struct stat sb;
 
 	if (v->ctx->follow_since == 0)
-		v->ctx->follow_since = v->now;
+		v->ctx->follow_since = v->mono;
 	if (p < 0)
 	{
 		rk_set_readiness("rejoining: waiting to learn the primary");
@@ -318,7 +317,7 @@ rk_act_check_rejoin(RkView *v)
 		rk_set_readiness("rejoin failed: %s", why ? why : "see replication_kit.rejoin.log");
 		return RK_EV_NONE;
 	}
-	if (TimestampDifferenceMilliseconds(v->ctx->follow_since, v->now) < RK_REJOIN_FOLLOW_GRACE_MS)
+	if (v->mono - v->ctx->follow_since < RK_REJOIN_FOLLOW_GRACE_MS)
 	{
 		rk_set_readiness("rejoining: waiting to stream from %s", v->peers[p].name);
 		return RK_EV_NONE;

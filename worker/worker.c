@@ -309,10 +309,11 @@ count_support(RkCall *c, void *arg)
 	RkPeer	   *p = &er->v->peers[c->peer_index];
 	RkStateAnswer a;
 
-	if (!p->joined || !rk_answer_state(c, &a) || !a.in_recovery || a.term > er->v->st.term)
+	if (!p->joined || !rk_answer_state(c, &a) || !a.in_recovery || a.term > er->v->st.term ||
+		strcmp(a.primary_name, er->v->self) != 0)
 		return;
 	if (++er->support == er->v->majority)
-		rk_extend_lease(er->v->now);
+		rk_extend_lease(er->v->mono);
 }
 
 /*
@@ -333,7 +334,9 @@ probe_peers(RkView *v, bool renew)
 	snprintf(term, sizeof(term), UINT64_FORMAT, v->st.term);
 	params[0] = v->self;
 	params[1] = term;
-	params[2] = v->in_recovery ? "false" : "true";
+	/* Only a primary in a term it won, not fenced, is contact with the primary. */
+	params[2] = !v->in_recovery && rk_state_elected(&v->st) &&
+		pg_atomic_read_u32(&rk_shared->fenced) == 0 ? "true" : "false";
 
 	for (int i = 0; i < v->npeers; i++)
 	{
@@ -399,6 +402,15 @@ adopt_term(RkView *v, uint64 term, const char *primary)
 			st.voted_for[0] = '\0';
 			st.voted_term = 0;
 		}
+		/*
+		 * A primary that still holds its term and sees a higher one that
+		 * nobody won (a standby's failed election) stays the primary of it:
+		 * no candidate can win while this primary's probes keep the voters in
+		 * contact, so the win carries over.
+		 */
+		if (primary && strcmp(primary, v->self) == 0 && rk_state_elected(&st) &&
+			pg_atomic_read_u32(&rk_shared->fenced) == 0)
+			st.won_term = term;
 		st.term = term;
 		strlcpy(st.primary_name, primary ? primary : "", NAMEDATALEN);
 		rk_state_save_locked(&st);
@@ -445,8 +457,11 @@ standby_event(RkView *v)
 
 	LWLockAcquire(rk_shared->lock, LW_EXCLUSIVE);
 	if (v->contact)
+	{
 		rk_shared->last_seen_primary = Max(rk_shared->last_seen_primary, v->now);
-	v->silence_ms = TimestampDifferenceMilliseconds(rk_shared->last_seen_primary, v->now);
+		rk_shared->last_seen_primary_ms = Max(rk_shared->last_seen_primary_ms, v->mono);
+	}
+	v->silence_ms = (long) Max(0, v->mono - rk_shared->last_seen_primary_ms);
 	LWLockRelease(rk_shared->lock);
 
 	/* Re-read: a call from the primary may have told us more than our probes. */
@@ -461,8 +476,15 @@ standby_event(RkView *v)
 				v->primary_idx = i;
 	}
 
+	/*
+	 * Re-point only to a primary confirmed in the current term: one that
+	 * answered this round as the primary of the newest term, or that told
+	 * this node so itself (st.primary_name, cleared when a new term begins).
+	 * The registry's primary of an older term is no one to follow.
+	 */
 	if (v->primary_idx >= 0 && !v->peers[v->primary_idx].is_self &&
-		v->primary_idx != v->upstream_idx && v->silence_ms < rk_failover_timeout_ms)
+		v->primary_idx != v->upstream_idx && v->silence_ms < rk_failover_timeout_ms &&
+		(v->contact || strcmp(v->peers[v->primary_idx].name, v->st.primary_name) == 0))
 	{
 		snprintf(v->why, sizeof(v->why), "%s is the primary in term " UINT64_FORMAT,
 				 v->peers[v->primary_idx].name, v->st.term);
@@ -484,7 +506,7 @@ standby_event(RkView *v)
 static bool
 diverged(RkView *v)
 {
-	TimestampTz *since = &v->ctx->diverged_since;
+	int64	   *since = &v->ctx->diverged_since;
 	TimeLineID	rcv_tli = 0;
 	TimeLineID	replay_tli;
 	RkPeer	   *p;
@@ -503,8 +525,8 @@ diverged(RkView *v)
 		return false;
 	}
 	if (*since == 0)
-		*since = v->now;
-	if (TimestampDifferenceMilliseconds(*since, v->now) < RK_DIVERGED_GRACE_MS)
+		*since = v->mono;
+	if (v->mono - *since < RK_DIVERGED_GRACE_MS)
 		return false;
 	snprintf(v->why, sizeof(v->why), "%s is on timeline %u, this node stays on %u",
 			 p->name, p->timeline, Max(rcv_tli, replay_tli));
@@ -518,7 +540,7 @@ primary_event(RkView *v)
 	uint64		max_term = v->st.term;
 
 	v->support = 1;
-	v->deposed = pg_atomic_read_u32(&rk_shared->fenced) != 0;
+	v->deposed = pg_atomic_read_u32(&rk_shared->fenced) != 0 || !rk_state_elected(&v->st);
 	v->primary_idx = v->self_idx;
 	for (int i = 0; i < v->npeers; i++)
 	{
@@ -538,7 +560,8 @@ primary_event(RkView *v)
 					 p->primary_name[0] ? p->primary_name : p->voted_for);
 		}
 		max_term = Max(max_term, p->term);
-		if (p->in_recovery && p->joined && p->term <= Max(v->st.term, max_term))
+		if (p->in_recovery && p->joined && p->term <= Max(v->st.term, max_term) &&
+			strcmp(p->primary_name, v->self) == 0)
 			v->support++;
 	}
 	if (v->deposed)
@@ -555,7 +578,7 @@ primary_event(RkView *v)
 	snprintf(v->why, sizeof(v->why), "%d of %d nodes answer, %d needed",
 			 v->support, v->members, v->majority);
 	if (v->members >= 2 &&
-		v->now >= (TimestampTz) pg_atomic_read_u64(&rk_shared->lease_until))
+		v->mono >= (int64) pg_atomic_read_u64(&rk_shared->lease_until))
 		return RK_EV_MAJORITY_LOST;
 	return RK_EV_LEASE_RUNNING;
 }
@@ -659,6 +682,7 @@ begin_round(RkView *v)
 
 	pgstat_report_activity(STATE_RUNNING, "reading the registry");
 	v->now = GetCurrentTimestamp();
+	v->mono = rk_monotonic_ms();
 	v->in_recovery = RecoveryInProgress();
 	v->tli = rk_current_timeline();
 	v->lsn = rk_local_lsn();
@@ -779,6 +803,7 @@ rk_worker_main(Datum main_arg)
 	rk_state_load_locked();
 	/* A new worker gives the primary a full failover_timeout from now. */
 	rk_shared->last_seen_primary = Max(rk_shared->last_seen_primary, GetCurrentTimestamp());
+	rk_shared->last_seen_primary_ms = Max(rk_shared->last_seen_primary_ms, rk_monotonic_ms());
 	LWLockRelease(rk_shared->lock);
 	before_shmem_exit(worker_detach, (Datum) 0);
 
