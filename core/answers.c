@@ -19,7 +19,7 @@
 /* The refusal codes rk_request_vote() sends, in RkRefusal order. */
 static const char *const refusal_codes[] = {
 	"", "old_term", "not_standby", "primary_contact", "receives_wal",
-	"recent_vote", "more_wal", "unknown"
+	"recent_vote", "more_wal", "wal_unknown", "unknown"
 };
 
 StaticAssertDecl(lengthof(refusal_codes) == RK_REFUSAL_UNKNOWN + 1, "refusal codes");

@@ -34,6 +34,7 @@
 
 #include "core/config.h"
 #include "core/durable.h"
+#include "core/registry.h"
 #include "core/guard.h"
 
 /*
@@ -89,27 +90,11 @@ char *
 rk_file_setting_value(const char *name)
 {
 	Oid			argtypes[1] = {TEXTOID};
-	Datum		values[1];
-	char	   *result = NULL;
-	int			ret;
+	Datum		values[1] = {CStringGetTextDatum(name)};
 
-	values[0] = CStringGetTextDatum(name);
-	SPI_connect();
-	ret = SPI_execute_with_args("SELECT setting FROM pg_catalog.pg_file_settings "
-								"WHERE name = $1 "
-								"ORDER BY seqno DESC LIMIT 1",
-								1, argtypes, values, NULL, true, 1);
-	if (ret != SPI_OK_SELECT)
-		elog(ERROR, "could not read pg_file_settings: %s", SPI_result_code_string(ret));
-	if (SPI_processed == 1)
-	{
-		char	   *v = SPI_getvalue(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1);
-
-		if (v != NULL)
-			result = MemoryContextStrdup(CurTransactionContext, v);
-	}
-	SPI_finish();
-	return result;
+	return rk_query_value("SELECT setting FROM pg_catalog.pg_file_settings "
+						  "WHERE name OPERATOR(pg_catalog.=) $1 ORDER BY seqno DESC LIMIT 1",
+						  1, argtypes, values);
 }
 
 /*

@@ -45,7 +45,7 @@ guard_check(const char *what)
 		pg_atomic_read_u32(&rk_shared->fenced) == 0)
 		return;
 
-	if (pg_atomic_read_u32(&rk_shared->fenced) != 0)
+	if (pg_atomic_read_u32(&rk_shared->fenced) != 0 || pg_atomic_read_u32(&rk_shared->elected) == 0)
 		ereport(ERROR,
 				(errcode(ERRCODE_READ_ONLY_SQL_TRANSACTION),
 				 errmsg("cannot %s: this node is fenced and no longer the primary", what),
@@ -75,6 +75,8 @@ rk_acknowledges_commits(void)
 		return false;
 	if (pg_atomic_read_u32(&rk_shared->guard_enforced) == 0)
 		return true;
+	if (pg_atomic_read_u32(&rk_shared->elected) == 0)
+		return false;
 	return rk_monotonic_ms() < (int64) pg_atomic_read_u64(&rk_shared->lease_until);
 }
 

@@ -60,21 +60,25 @@ rk_walreceiver_hears_primary(int window_ms)
 }
 
 /*
- * Did this node's last probe find `primary` alive but acknowledging nothing
- * (fenced, or its lease run out)?  WAL and keepalives from such a primary
- * are no sign of a working one: they must not keep the standbys from
- * electing another.  The caller holds rk_shared->lock.
+ * Did this node's last probe find the node it streams from (its
+ * primary_conninfo) alive but acknowledging nothing (fenced, or its lease
+ * run out)?  WAL and keepalives from such a primary are no sign of a
+ * working one: they must not keep the standbys from electing another.
+ * The caller holds rk_shared->lock.
  */
 bool
-rk_primary_answers_fenced_locked(const char *primary)
+rk_upstream_answers_fenced_locked(void)
 {
-	if (primary == NULL || primary[0] == '\0')
+	char	   *host;
+	int			port;
+
+	if (!rk_conninfo_target(GetConfigOption("primary_conninfo", true, false), &host, &port))
 		return false;
 	for (int i = 0; i < rk_shared->npeers; i++)
 	{
 		RkPeer	   *p = &rk_shared->peers[i];
 
-		if (strcmp(p->name, primary) == 0 && !p->is_self)
+		if (!p->is_self && strcmp(p->host, host) == 0 && p->port == port)
 			return p->reachable && !p->in_recovery && p->fenced;
 	}
 	return false;

@@ -17,7 +17,7 @@ extern char *rk_self_name(void);
 extern char *rk_primary_conninfo_appname(void);
 extern XLogRecPtr rk_local_lsn(void);
 extern bool rk_walreceiver_hears_primary(int window_ms);
-extern bool rk_primary_answers_fenced_locked(const char *primary);
+extern bool rk_upstream_answers_fenced_locked(void);
 extern bool rk_partitioned_from(const char *node_name);
 
 #endif							/* RK_LOCAL_H */

@@ -71,6 +71,7 @@ rk_shmem_startup(void)
 		pg_atomic_init_u32(&rk_shared->guard_enforced, 0);
 		pg_atomic_init_u64(&rk_shared->lease_until, 0);
 		pg_atomic_init_u32(&rk_shared->fenced, 0);
+		pg_atomic_init_u32(&rk_shared->elected, 0);
 
 		/*
 		 * A node of a cluster of several starts without a lease: it commits
@@ -80,6 +81,7 @@ rk_shmem_startup(void)
 		 */
 		(void) rk_state_read(&rk_shared->state);
 		rk_shared->state_loaded = true;
+		pg_atomic_write_u32(&rk_shared->elected, rk_state_elected(&rk_shared->state) ? 1 : 0);
 		if (rk_shared->state.members >= 2)
 			pg_atomic_write_u32(&rk_shared->guard_enforced, 1);
 

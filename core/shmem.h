@@ -98,6 +98,7 @@ typedef struct RkShared
 	pg_atomic_uint32 guard_enforced;
 	pg_atomic_uint64 lease_until;	/* monotonic ms (core/clock.h) */
 	pg_atomic_uint32 fenced;
+	pg_atomic_uint32 elected;	/* rk_state_elected(&state), for the guard */
 
 	/*
 	 * While fenced for a forced failover or a switchover, only this standby
@@ -115,6 +116,15 @@ typedef struct RkShared
 	bool		rejoin_requested;	/* rk_rejoin() or a switchover's fence */
 	pid_t		switchover_caller; /* a backend here waiting for rk_switchover() or rk_failover() */
 	bool		diverged;		/* a standby that cannot follow the new timeline */
+
+	/*
+	 * A standby knows how far its WAL goes only once the startup process
+	 * has replayed all of its local WAL (it then asks for streaming, or
+	 * waits for WAL): until then rk_local_lsn() is the replay position,
+	 * which may lie behind WAL on disk that holds acknowledged commits.
+	 * Set by the worker, never cleared while the server runs.
+	 */
+	bool		wal_end_known;
 	bool		result_ok;
 	bool		result_forced_loss; /* promoted without a majority or the sync quorum */
 	char		result[RK_RESULT_LEN];

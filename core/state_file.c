@@ -161,6 +161,7 @@ rk_state_save_locked(const RkNodeState *st)
 	rk_state_write(st);
 	rk_shared->state = *st;
 	rk_shared->state_loaded = true;
+	pg_atomic_write_u32(&rk_shared->elected, rk_state_elected(st) ? 1 : 0);
 }
 
 /* Load the state file into shared memory once; caller holds the lock exclusively. */
@@ -171,6 +172,7 @@ rk_state_load_locked(void)
 	{
 		(void) rk_state_read(&rk_shared->state);
 		rk_shared->state_loaded = true;
+		pg_atomic_write_u32(&rk_shared->elected, rk_state_elected(&rk_shared->state) ? 1 : 0);
 	}
 }
 

@@ -199,6 +199,26 @@ judge_vote(const VoteRequest *rq, const RkNodeState *st, char *reason)
 		snprintf(reason, RK_REASON_LEN, "%s is a primary, not a standby", self);
 		return RK_REFUSAL_NOT_STANDBY;
 	}
+
+	/* The winner of the current term, still promoting: it votes for nobody else. */
+	if (rk_state_elected(st) && strcmp(rq->candidate, st->node_name) != 0)
+	{
+		snprintf(reason, RK_REASON_LEN, "%s won term " UINT64_FORMAT " and is being promoted",
+				 self, st->term);
+		return RK_REFUSAL_OLD_TERM;
+	}
+
+	/*
+	 * Before its local WAL is replayed, this node cannot say whether it has
+	 * more WAL than the candidate, in any mode: WAL on its disk may hold
+	 * commits the candidate lacks.
+	 */
+	if (!rk_shared->wal_end_known)
+	{
+		snprintf(reason, RK_REASON_LEN, "%s has not finished replaying its local WAL (at %X/%X)",
+				 self, LSN_FORMAT_ARGS(rq->my_lsn));
+		return RK_REFUSAL_WAL_UNKNOWN;
+	}
 	if (!rq->forced && silence_ms < rq->need_ms)
 	{
 		snprintf(reason, RK_REASON_LEN, "%s had contact with primary %s %ld ms ago",
@@ -206,7 +226,7 @@ judge_vote(const VoteRequest *rq, const RkNodeState *st, char *reason)
 		return RK_REFUSAL_PRIMARY_CONTACT;
 	}
 	if (!rq->forced && rk_walreceiver_hears_primary(rq->need_ms) &&
-		!rk_primary_answers_fenced_locked(st->primary_name))
+		!rk_upstream_answers_fenced_locked())
 	{
 		snprintf(reason, RK_REASON_LEN, "%s still receives WAL from its primary", self);
 		return RK_REFUSAL_RECEIVES_WAL;

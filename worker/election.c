@@ -154,10 +154,15 @@ rk_quorum_ready(RkView *v, char *reason, size_t reasonlen)
 		}
 	}
 	if (v->in_recovery && rk_walreceiver_hears_primary(rk_failover_timeout_ms) &&
-		!(v->primary_idx >= 0 && v->peers[v->primary_idx].reachable &&
-		  !v->peers[v->primary_idx].in_recovery && v->peers[v->primary_idx].fenced))
+		!(v->upstream_idx >= 0 && v->peers[v->upstream_idx].reachable &&
+		  !v->peers[v->upstream_idx].in_recovery && v->peers[v->upstream_idx].fenced))
 	{
 		snprintf(reason, reasonlen, "this node still receives WAL from its primary");
+		return false;
+	}
+	if (v->in_recovery && !rk_shared->wal_end_known)
+	{
+		snprintf(reason, reasonlen, "this node has not finished replaying its local WAL: how far it goes is not known yet");
 		return false;
 	}
 	if (reachable < v->majority)
@@ -253,9 +258,12 @@ request_votes(RkView *v, uint64 term, const char *mode, int *heard_sync,
 		}
 		if (a.granted && p->joined)
 			votes++;
-		/* More WAL than ours, whatever the voter refused for. */
-		if (a.refusal == RK_REFUSAL_MORE_WAL || a.timeline > v->tli ||
-			(a.timeline == v->tli && a.lsn > v->lsn))
+		/*
+		 * More WAL than ours, whatever the voter refused for; a voter that
+		 * cannot tell yet may have more, and is not "heard" either.
+		 */
+		if (a.refusal == RK_REFUSAL_MORE_WAL || a.refusal == RK_REFUSAL_WAL_UNKNOWN ||
+			a.timeline > v->tli || (a.timeline == v->tli && a.lsn > v->lsn))
 			strlcpy(more_wal, p->name, NAMEDATALEN);
 		else if (p->sync && p->joined && calls[c].peer_index != v->primary_idx)
 			(*heard_sync)++;
@@ -282,6 +290,9 @@ run_election(RkView *v, const char *mode, uint64 term, StringInfo result)
 	bool		force = strcmp(mode, "force") == 0;
 
 	initStringInfo(&detail);
+	/* The position to compare is the one now, not the one at round start. */
+	v->lsn = rk_local_lsn();
+	v->tli = rk_current_timeline();
 	rk_journal(v, "election", v->self, "term " UINT64_FORMAT " (%s): asking for votes at %X/%X on timeline %u",
 			   term, mode, LSN_FORMAT_ARGS(v->lsn), v->tli);
 	votes = request_votes(v, term, mode, &heard_sync, &detail, more_wal);
@@ -455,7 +466,11 @@ rk_act_promote(RkView *v)
 int64
 rk_election_lease_start(RkWorkerContext *ctx, uint64 term)
 {
-	return term == ctx->won_term ? ctx->won_at_ms : rk_monotonic_ms();
+	/*
+	 * A worker that restarted between the promotion and the take-over does
+	 * not know when the votes were given: no lease until a majority answers.
+	 */
+	return term == ctx->won_term ? ctx->won_at_ms : 0;
 }
 
 /* The explanation an operator gets back from a dry run. */

@@ -260,6 +260,8 @@ rk_act_start_primary(RkView *v)
 	 */
 	if (unfinished)
 		return RK_EV_TAKE_OVER;
+	/* Probe at once: the lease comes with the first majority. */
+	SetLatch(MyLatch);
 	if (v->members < 2)
 		rk_grant_lease(v, rk_monotonic_ms());
 	return RK_EV_NONE;
@@ -369,6 +371,7 @@ rk_act_take_over(RkView *v)
 	if (!rk_state_elected(&st))
 	{
 		/* Only IS_PRIMARY leads here, and only a winner gets it; never take over otherwise. */
+		pg_atomic_write_u32(&rk_shared->fenced, 1);
 		LWLockRelease(rk_shared->lock);
 		elog(ERROR, RK_LOG_PREFIX "take-over in term " UINT64_FORMAT " without having won it", st.term);
 	}

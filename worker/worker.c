@@ -34,6 +34,7 @@
 #include "postmaster/bgworker.h"
 #include "postmaster/interrupt.h"
 #include "replication/walreceiver.h"
+#include "storage/spin.h"
 #include "storage/ipc.h"
 #include "storage/latch.h"
 #include "storage/proc.h"
@@ -71,6 +72,8 @@ rk_register_worker(void)
 static void
 worker_detach(int code, Datum arg)
 {
+	/* An ERROR may have left rk_shared->lock held: this runs before ProcKill releases it. */
+	LWLockReleaseAll();
 	LWLockAcquire(rk_shared->lock, LW_EXCLUSIVE);
 	rk_shared->worker_pid = 0;
 	rk_shared->worker_latch = NULL;
@@ -671,6 +674,44 @@ rk_xact_end(bool started)
 }
 
 /*
+ * Has the startup process replayed all of this standby's local WAL?  It has
+ * once it asked for streaming (the WAL receiver's start position is set) or
+ * waits for WAL to arrive; only then is rk_local_lsn() how far this node's
+ * WAL goes, and only then may it vote or run (RkShared.wal_end_known).
+ */
+static void
+note_wal_end(void)
+{
+	XLogRecPtr	start;
+	bool		known;
+
+	if (rk_shared->wal_end_known)
+		return;
+	SpinLockAcquire(&WalRcv->mutex);
+	start = WalRcv->receiveStart;
+	SpinLockRelease(&WalRcv->mutex);
+	known = !XLogRecPtrIsInvalid(start);
+	if (!known)
+	{
+		bool		started = rk_xact_begin();
+		char	   *wait = rk_query_value("SELECT wait_event FROM pg_catalog.pg_stat_activity "
+										  "WHERE backend_type OPERATOR(pg_catalog.=) 'startup'",
+										  0, NULL, NULL);
+
+		known = wait != NULL && (strcmp(wait, "RecoveryWalStream") == 0 ||
+								 strcmp(wait, "RecoveryRetrieveRetryInterval") == 0);
+		rk_xact_end(started);
+	}
+	if (!known)
+		return;
+	LWLockAcquire(rk_shared->lock, LW_EXCLUSIVE);
+	rk_shared->wal_end_known = true;
+	LWLockRelease(rk_shared->lock);
+	ereport(LOG, (errmsg(RK_LOG_PREFIX "local WAL replayed up to %X/%X: this standby may vote",
+						 LSN_FORMAT_ARGS(rk_local_lsn()))));
+}
+
+/*
  * Read the registry, in a transaction of its own.  False if the extension
  * is not created yet, which rk_status() then says.
  */
@@ -696,6 +737,9 @@ begin_round(RkView *v)
 		LWLockRelease(rk_shared->lock);
 		return false;
 	}
+
+	if (v->in_recovery)
+		note_wal_end();
 
 	/* Record who this node is (a clone corrects the name it inherited). */
 	if (v->self[0])
