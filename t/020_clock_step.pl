@@ -38,9 +38,10 @@ $primary->stop;
 	local $ENV{DONT_FAKE_MONOTONIC} = '1';
 	$primary->start;
 }
+ok(defined wait_until(sub {
+	(psql_ok($primary, 'SET synchronous_commit = local; INSERT INTO writes VALUES (now())'))[0] }, 60),
+	'the primary under libfaketime commits');
 wait_follows($_, $primary) or die $_->name . ' does not follow pgmaster' for ($pgslave, $pgasync);
-my ($ok, $out, $err) = psql_ok($primary, 'SET synchronous_commit = local; INSERT INTO writes VALUES (now())');
-ok($ok, 'the primary under libfaketime commits') or diag($err);
 
 $pgslave->stop;
 $pgasync->stop;

@@ -184,9 +184,12 @@ sub wait_follows
 {
 	my ($node, $primary, $timeout) = @_;
 	my $tag = int(rand(1_000_000_000));
-	$primary->safe_psql('postgres',
-		"SET synchronous_commit = local; CREATE TABLE IF NOT EXISTS rk_follow_marker (tag bigint); "
-		  . "INSERT INTO rk_follow_marker VALUES ($tag)");
+	# A primary that just started (or took over) commits once its lease is granted.
+	wait_until(sub {
+		(psql_ok($primary,
+			"SET synchronous_commit = local; CREATE TABLE IF NOT EXISTS rk_follow_marker (tag bigint); "
+			  . "INSERT INTO rk_follow_marker VALUES ($tag)"))[0];
+	}, $timeout // 120) or return 0;
 	return poll_ok($node,
 		"SELECT EXISTS (SELECT 1 FROM rk_follow_marker WHERE tag = $tag) AND EXISTS "
 		  . "(SELECT 1 FROM pg_stat_wal_receiver WHERE status = 'streaming' AND sender_port = "
