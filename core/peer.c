@@ -34,14 +34,22 @@
 #include "core/peer.h"
 #include "core/settings.h"
 
-/* Connections kept between rounds, by "host:port". */
+/*
+ * Connections kept between rounds, by "host:port".  A slot is busy while a
+ * call of the running batch uses it: only a slot that is not busy is ever
+ * given to another peer, the least recently used first (the registry may
+ * have seen more addresses over time than there are slots).
+ */
 typedef struct PeerConn
 {
 	char		key[RK_HOST_LEN + 16];
 	PGconn	   *conn;
+	uint64		last_used;
+	bool		busy;
 } PeerConn;
 
 static PeerConn conns[RK_MAX_NODES];
+static uint64 use_clock = 0;
 static bool cleanup_registered = false;
 
 static void
@@ -53,43 +61,72 @@ close_all(int code, Datum arg)
 			PQfinish(conns[i].conn);
 		conns[i].conn = NULL;
 		conns[i].key[0] = '\0';
+		conns[i].busy = false;
 	}
 }
 
+/* The slot of host:port, or NULL if there is none. */
 static PeerConn *
-conn_slot(const char *host, int port)
+find_slot(const char *host, int port)
 {
 	char		key[RK_HOST_LEN + 16];
-	PeerConn   *free_slot = NULL;
 
 	snprintf(key, sizeof(key), "%s:%d", host, port);
 	for (int i = 0; i < RK_MAX_NODES; i++)
-	{
-		if (strcmp(conns[i].key, key) == 0)
+		if (conns[i].key[0] != '\0' && strcmp(conns[i].key, key) == 0)
 			return &conns[i];
-		if (free_slot == NULL && conns[i].key[0] == '\0')
-			free_slot = &conns[i];
-	}
-	if (free_slot == NULL)
+	return NULL;
+}
+
+/* The slot of host:port, made if needed; it is busy until the batch ends. */
+static PeerConn *
+conn_slot(const char *host, int port)
+{
+	PeerConn   *slot = find_slot(host, port);
+
+	if (slot == NULL)
 	{
-		/* More peers than slots can only follow registry churn: recycle. */
-		free_slot = &conns[0];
-		if (free_slot->conn)
-			PQfinish(free_slot->conn);
-		free_slot->conn = NULL;
+		for (int i = 0; i < RK_MAX_NODES; i++)
+		{
+			PeerConn   *pc = &conns[i];
+
+			if (pc->busy)
+				continue;
+			if (slot == NULL || pc->key[0] == '\0' ||
+				(slot->key[0] != '\0' && pc->last_used < slot->last_used))
+				slot = pc;
+			if (pc->key[0] == '\0')
+				break;
+		}
+		if (slot == NULL)
+			elog(ERROR, RK_LOG_PREFIX "more concurrent peer calls than connection slots");
+		if (slot->conn)
+			PQfinish(slot->conn);
+		slot->conn = NULL;
+		snprintf(slot->key, sizeof(slot->key), "%s:%d", host, port);
 	}
-	strlcpy(free_slot->key, key, sizeof(free_slot->key));
-	return free_slot;
+	slot->last_used = ++use_clock;
+	slot->busy = true;
+	return slot;
+}
+
+/* The batch is over: every slot may serve another peer again. */
+static void
+release_slots(void)
+{
+	for (int i = 0; i < RK_MAX_NODES; i++)
+		conns[i].busy = false;
 }
 
 static void
 drop_conn(RkCall *c)
 {
-	PeerConn   *pc = conn_slot(c->host, c->port);
+	PeerConn   *pc = find_slot(c->host, c->port);
 
-	if (pc->conn)
+	if (pc && pc->conn)
 		PQfinish(pc->conn);
-	pc->conn = NULL;
+	if (pc)
+		pc->conn = NULL;
 	c->conn = NULL;
 }
 
@@ -302,9 +339,11 @@ rk_calls_run_notify(RkCall *calls, int ncalls, int timeout_ms, RkCallAnswered an
 	PG_TRY();
 	{
 		calls_run(calls, ncalls, timeout_ms, answered, arg);
+		release_slots();
 	}
 	PG_CATCH();
 	{
+		release_slots();
 		for (int i = 0; i < ncalls; i++)
 		{
 			if (calls[i].phase != RK_CALL_DONE && calls[i].phase != RK_CALL_FAILED &&

@@ -140,6 +140,14 @@ rk_validate_host(const char *host)
 					 errmsg("invalid host \"%s\"", host),
 					 errdetail("A host name may contain only letters, digits, hyphens and dots.")));
 	}
+	/* Written into pg_hba.conf, these would mean "any address". */
+	if (pg_strcasecmp(host, "all") == 0 || pg_strcasecmp(host, "samehost") == 0 ||
+		pg_strcasecmp(host, "samenet") == 0)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("invalid host \"%s\"", host),
+				 errdetail("\"%s\" is a pg_hba.conf keyword, not a host.", host),
+				 errhint("Give the node's IP address or its DNS name.")));
 }
 
 void

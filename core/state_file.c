@@ -119,10 +119,38 @@ rk_state_elected(const RkNodeState *st)
  * Write the state durably.  The caller holds rk_shared->lock exclusively
  * (or is the postmaster, alone), so writers never interleave.
  */
+/*
+ * The file is read back word by word: a value with white space or a
+ * control character in it would be read as something else (a newline in a
+ * name would add a line of its own).  Refuse it, whoever asked.
+ */
+static void
+check_value(const char *key, const char *value)
+{
+	for (const char *p = value; *p; p++)
+		if ((unsigned char) *p <= ' ' || *p == 0x7f || *p == '#')
+			ereport(ERROR,
+					(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+					 errmsg("refusing to write %s to \"%s\": the value contains white space or a control character",
+							key, RK_STATE_FILE),
+					 errdetail("Names and hosts in the node state are single words.")));
+}
+
 void
 rk_state_write(const RkNodeState *state)
 {
 	StringInfoData buf;
+
+	check_value("node_name", state->node_name);
+	check_value("voted_for", state->voted_for);
+	check_value("role", state->role);
+	check_value("primary_name", state->primary_name);
+	check_value("repl_role", state->repl_role);
+	for (int i = 0; i < state->npeers; i++)
+	{
+		check_value("peer name", state->peer_name[i]);
+		check_value("peer host", state->peer_host[i]);
+	}
 
 	initStringInfo(&buf);
 	appendStringInfo(&buf,

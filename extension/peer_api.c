@@ -54,6 +54,7 @@
 #include "core/local.h"
 #include "core/node_state.h"
 #include "core/peer.h"
+#include "core/registry.h"
 #include "core/settings.h"
 #include "core/shmem.h"
 #include "extension/extension.h"
@@ -74,6 +75,9 @@ require_peer(const char *funcname, const char *caller)
 				(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
 				 errmsg("permission denied for function %s", funcname),
 				 errdetail("Only superusers and replication roles may call the kit's node-to-node functions.")));
+	/* A name from another node ends up in the state file: the node-name rule first. */
+	if (caller != NULL)
+		rk_validate_node_name(caller);
 	if (rk_partitioned_from(caller))
 		ereport(ERROR,
 				(errcode(ERRCODE_CONNECTION_FAILURE),

@@ -243,6 +243,24 @@ SELECT * FROM rk_request_vote(NULL, 100, 1, '0/0', 'auto');
 SELECT l.term, p.voted_for FROM rk_local_node() l, rk_peer_state('pgslave', 1, false) p;
 SELECT unchanged();
 
+-- pg_hba.conf keywords are no hosts: written as an address they would let
+-- any address in.
+SELECT rk_add_standby('kw_all', 'all', 5433);
+SELECT rk_add_standby('kw_samenet', 'SameNet', 5433);
+SELECT rk_add_standby('kw_samehost', 'samehost', 5433);
+SELECT unchanged();
+
+-- A name another node sends is written into the node state file: a name
+-- that breaks the node-name rule (a newline would inject a line of its
+-- own: a peer, a role, a term) is refused and the file stays as it was.
+SELECT md5(pg_read_binary_file('replication_kit.state')::text) AS state_before \gset
+SELECT * FROM rk_peer_state(E'evil\npeer = attacker 10.0.0.9 5432', 1, true);
+SELECT * FROM rk_peer_state('Evil Node', 1, true);
+SELECT * FROM rk_request_vote(E'x\nrole = primary', 100, 1, '0/0', 'auto');
+SELECT * FROM rk_peer_fence(E'x\nterm = 99', 100, false);
+SELECT md5(pg_read_binary_file('replication_kit.state')::text) = :'state_before' AS state_unchanged;
+SELECT unchanged();
+
 -- The same nodes are registered as after the setup test.
 SELECT node_name, role, sync FROM rk_nodes ORDER BY node_id;
 SELECT unchanged();
