@@ -132,6 +132,51 @@ set_upstream(const RkNodeState *st, int i)
 	SetConfigOption("primary_slot_name", st->node_name, PGC_POSTMASTER, PGC_S_FILE);
 }
 
+/*
+ * Not confirmed as the primary: write standby.signal (durably) and start in
+ * recovery, as the standby of the primary this node learned of (`known`,
+ * from its own state) or was told of (`newer`, the answer of node
+ * newer_idx), or with no upstream, to take part in the election.
+ */
+static void
+start_as_standby(RkNodeState *st, int known, const RkStateAnswer *newer, int newer_idx, int confirmed)
+{
+	/* Never a writable primary from here on: start in recovery. */
+	write_file(STANDBY_SIGNAL_FILE, "");
+	if (known >= 0)
+	{
+		set_upstream(st, known);
+		ereport(LOG,
+				(errmsg(RK_LOG_PREFIX "fence at start: %s was replaced by %s in term " UINT64_FORMAT "; it starts as its standby",
+						st->node_name, st->primary_name, st->term)));
+	}
+	else if (newer != NULL)
+	{
+		/* The newer primary is the one named in the answer, or the answerer. */
+		int			p = newer_idx;
+
+		for (int i = 0; i < st->npeers; i++)
+			if (newer->primary_name[0] && strcmp(st->peer_name[i], newer->primary_name) == 0)
+				p = i;
+		set_upstream(st, p);
+		st->term = newer->term;
+		strlcpy(st->primary_name, st->peer_name[p], NAMEDATALEN);
+		ereport(LOG,
+				(errmsg(RK_LOG_PREFIX "fence at start: %s is the primary of term " UINT64_FORMAT "; %s starts as its standby",
+						st->primary_name, st->term, st->node_name)));
+	}
+	else
+	{
+		st->primary_name[0] = '\0';
+		ereport(LOG,
+				(errmsg(RK_LOG_PREFIX "fence at start: %d of %d nodes confirm %s as the primary of term " UINT64_FORMAT "; it starts as a standby and waits for an election",
+						confirmed, st->members, st->node_name, st->term)));
+	}
+	strlcpy(st->role, "standby", sizeof(st->role));
+	st->rejoin_pending = newer != NULL || known >= 0;
+	rk_state_write(st);
+}
+
 /* Called from _PG_init in the postmaster. */
 void
 rk_fence_at_start(void)
@@ -199,38 +244,5 @@ rk_fence_at_start(void)
 		return;
 	}
 
-	/* Never a writable primary from here on: start in recovery. */
-	write_file(STANDBY_SIGNAL_FILE, "");
-	if (known >= 0)
-	{
-		set_upstream(&st, known);
-		ereport(LOG,
-				(errmsg(RK_LOG_PREFIX "fence at start: %s was replaced by %s in term " UINT64_FORMAT "; it starts as its standby",
-						st.node_name, st.primary_name, st.term)));
-	}
-	else if (newer >= 0)
-	{
-		/* The newer primary is the one named in the answer, or the answerer. */
-		int			p = newer;
-
-		for (int i = 0; i < st.npeers; i++)
-			if (ans[newer].primary_name[0] && strcmp(st.peer_name[i], ans[newer].primary_name) == 0)
-				p = i;
-		set_upstream(&st, p);
-		st.term = ans[newer].term;
-		strlcpy(st.primary_name, st.peer_name[p], NAMEDATALEN);
-		ereport(LOG,
-				(errmsg(RK_LOG_PREFIX "fence at start: %s is the primary of term " UINT64_FORMAT "; %s starts as its standby",
-						st.primary_name, st.term, st.node_name)));
-	}
-	else
-	{
-		st.primary_name[0] = '\0';
-		ereport(LOG,
-				(errmsg(RK_LOG_PREFIX "fence at start: %d of %d nodes confirm %s as the primary of term " UINT64_FORMAT "; it starts as a standby and waits for an election",
-						confirmed, st.members, st.node_name, st.term)));
-	}
-	strlcpy(st.role, "standby", sizeof(st.role));
-	st.rejoin_pending = newer >= 0 || known >= 0;
-	rk_state_write(&st);
+	start_as_standby(&st, known, newer >= 0 ? &ans[newer] : NULL, newer, confirmed);
 }
