@@ -58,5 +58,7 @@
 #define RK_PEER_CONNECT_TIMEOUT_S	10	/* libpq's backstop; a call's own deadline rules */
 #define RK_WALSENDER_CUT_TRIES		100 /* cut other WAL senders: attempts ... */
 #define RK_WALSENDER_CUT_PAUSE_MS	20	/* ... this far apart */
+#define RK_SLOT_DROP_TRIES		50	/* a slot still in use when it is dropped: attempts ... */
+#define RK_SLOT_DROP_PAUSE_MS	100 /* ... this far apart */
 
 #endif							/* RK_KIT_H */

@@ -158,6 +158,7 @@ call_start(RkCall *c)
 {
 	PeerConn   *pc = conn_slot(c->host, c->port);
 	char		portstr[16];
+	char		timeout[16];
 	char		passfile[MAXPGPATH];
 	char		appname[NAMEDATALEN + 32];
 	const char *keys[10];
@@ -178,6 +179,7 @@ call_start(RkCall *c)
 	pc->conn = NULL;
 
 	snprintf(portstr, sizeof(portstr), "%d", c->port);
+	snprintf(timeout, sizeof(timeout), "%d", RK_PEER_CONNECT_TIMEOUT_S);
 	snprintf(passfile, sizeof(passfile), "%s/%s", DataDir, RK_PASS_FILE);
 	snprintf(appname, sizeof(appname), "replication_kit %s", c->self_name ? c->self_name : "");
 	keys[n] = "host"; vals[n++] = c->host;
@@ -186,7 +188,7 @@ call_start(RkCall *c)
 	keys[n] = "user"; vals[n++] = c->user;
 	keys[n] = "passfile"; vals[n++] = passfile;
 	keys[n] = "application_name"; vals[n++] = appname;
-	keys[n] = "connect_timeout"; vals[n++] = "10";	/* a backstop; the round's deadline rules */
+	keys[n] = "connect_timeout"; vals[n++] = timeout;	/* a backstop; the call's deadline rules */
 	keys[n] = "keepalives_idle"; vals[n++] = "5";
 	keys[n] = "sslmode"; vals[n++] = "prefer";
 	keys[n] = NULL; vals[n] = NULL;

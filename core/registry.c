@@ -249,20 +249,11 @@ rk_registry_sync_standby_count(void)
 }
 
 /*
- * synchronous_standby_names as the registry defines it: the synchronous
- * standbys in registration order under the stored policy, or '' when the
- * policy asks for no synchronous standby.
- */
-char *
-rk_sync_names_from_registry(void)
-{
-	return rk_sync_names_for(NULL);
-}
-
-/*
- * The same with `primary` as the primary (NULL: the one the registry
- * names): the other nodes with the sync flag, in registration order.  A
- * node about to be promoted asks for its own list while still a standby.
+ * synchronous_standby_names as the registry defines it, with `primary` as
+ * the primary (NULL: the one the registry names): the other nodes with the
+ * sync flag in registration order under the stored policy, or '' when the
+ * policy asks for no synchronous standby.  A node about to be promoted
+ * asks for its own list while still a standby.
  * Built with format(), not ||, so that no operator from the search path
  * can stand in.
  */

@@ -334,7 +334,7 @@ cut_other_walsenders(const char *keep)
 	Oid			types[1] = {TEXTOID};
 	Datum		vals[1] = {CStringGetTextDatum(keep)};
 
-	for (int attempt = 0; attempt < 100; attempt++)
+	for (int attempt = 0; attempt < RK_WALSENDER_CUT_TRIES; attempt++)
 	{
 		int			ret;
 
@@ -345,11 +345,13 @@ cut_other_walsenders(const char *keep)
 		SPI_finish();
 		if (ret == SPI_OK_SELECT && SPI_processed == 0)
 			return;
-		pg_usleep(20 * 1000L);
+		pg_usleep(RK_WALSENDER_CUT_PAUSE_MS * 1000L);
 		CHECK_FOR_INTERRUPTS();
 	}
 	ereport(WARNING,
-			(errmsg(RK_LOG_PREFIX "WAL senders of other standbys are still running after 2 s")));
+			(errcode(ERRCODE_OBJECT_IN_USE),
+			 errmsg(RK_LOG_PREFIX "WAL senders of other standbys are still running after %d ms",
+					RK_WALSENDER_CUT_TRIES * RK_WALSENDER_CUT_PAUSE_MS)));
 }
 
 /*

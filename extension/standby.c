@@ -277,13 +277,13 @@ drop_slot(const char *name)
 			run_sql("SELECT pg_catalog.pg_drop_replication_slot($1)", 1, args, SPI_OK_SELECT);
 			return;
 		}
-		if (attempt >= 50)
+		if (attempt >= RK_SLOT_DROP_TRIES)
 			ereport(ERROR,
 					(errcode(ERRCODE_OBJECT_IN_USE),
 					 errmsg("replication slot \"%s\" stays in use by process %s", name, pid),
 					 errhint("Stop the standby, then drop the slot with pg_drop_replication_slot().")));
 		(void) rk_query_value(psprintf("SELECT pg_catalog.pg_terminate_backend(%s)", pid), 0, NULL, NULL);
-		pg_usleep(100 * 1000L);
+		pg_usleep(RK_SLOT_DROP_PAUSE_MS * 1000L);
 		CHECK_FOR_INTERRUPTS();
 	}
 }
