@@ -166,6 +166,24 @@ rk_sync_standbys_defined(void)
 #endif
 }
 
+/*
+ * Does a commit wait for synchronous standbys now?  What the checkpointer
+ * published, or, in minors that mark whether it has published anything
+ * yet, the setting itself until then (as SyncRepWaitForLSN decides).
+ */
+#include "replication/syncrep.h"
+static inline bool
+rk_sync_wait_applies(void)
+{
+	if (WalSndCtl == NULL)
+		return false;
+#ifdef SYNC_STANDBY_INIT
+	if ((WalSndCtl->sync_standbys_status & SYNC_STANDBY_INIT) == 0)
+		return SyncRepStandbyNames != NULL && SyncRepStandbyNames[0] != '\0';
+#endif
+	return rk_sync_standbys_defined();
+}
+
 /* Wait event sets belong to a resource owner since 17. */
 #include "storage/latch.h"
 #if PG_VERSION_NUM >= 170000

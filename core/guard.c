@@ -10,16 +10,34 @@
  * an election) acknowledges nothing once a new primary can exist, whatever
  * the session's synchronous_commit.
  *
+ * The guard looks a second time once the commit is durable, after the wait
+ * for the synchronous standbys and before the client is told.  A primary
+ * paused through an election can resume with backends waiting there; a
+ * standby that still streams from it may then release them although a new
+ * primary, without those commits, was elected meanwhile.  And a wait that
+ * was cancelled releases a commit no standby holds.  In both cases the
+ * outcome must not reach the client as a success: the session is closed
+ * instead, so the client knows the outcome is unknown.  The same holds for
+ * PREPARE TRANSACTION, which waits for the standbys too.
+ *
  *-------------------------------------------------------------------------
  */
 #include "postgres.h"
 
+#include <sys/socket.h>
+
 #include "access/xact.h"
 #include "access/xlog.h"
 #include "libpq/libpq-be.h"
+#include "miscadmin.h"
 #include "nodes/parsenodes.h"
+#include "replication/syncrep.h"
 #include "replication/walsender.h"
+#include "storage/lwlock.h"
+#include "tcop/dest.h"
 #include "utils/timestamp.h"
+
+#include "core/compat.h"
 
 #include "core/guard.h"
 #include "core/local.h"
@@ -27,6 +45,14 @@
 
 /* Set by the kit's own administrative functions, which must work while fenced. */
 bool		rk_guard_bypass = false;
+
+/*
+ * A commit of this transaction is to be checked again once it is durable:
+ * set when the guard let it pass, with the end of the record to check for
+ * a COMMIT PREPARED (an ordinary commit's is XactLastCommitEnd).
+ */
+static bool ack_check_pending = false;
+static XLogRecPtr ack_check_lsn = InvalidXLogRecPtr;
 
 /*
  * May this node make a transaction's outcome durable now?  Only on a
@@ -81,25 +107,129 @@ rk_acknowledges_commits(void)
 }
 
 /*
+ * Did this commit's wait for the synchronous standbys end before they had
+ * it?  A cancel (or a statement timeout) ends the wait and PostgreSQL
+ * acknowledges the commit with a warning; no standby may hold it.  When
+ * the synchronous list was emptied meanwhile, the waiters are released on
+ * purpose and that is no cut-short wait.
+ */
+static bool
+sync_wait_cut_short(XLogRecPtr commit_end)
+{
+	int			mode;
+	XLogRecPtr	released;
+
+	if (!SyncRepRequested() || XLogRecPtrIsInvalid(commit_end) || !rk_sync_wait_applies())
+		return false;
+	switch (synchronous_commit)
+	{
+		case SYNCHRONOUS_COMMIT_REMOTE_WRITE:
+			mode = SYNC_REP_WAIT_WRITE;
+			break;
+		case SYNCHRONOUS_COMMIT_REMOTE_APPLY:
+			mode = SYNC_REP_WAIT_APPLY;
+			break;
+		default:
+			mode = SYNC_REP_WAIT_FLUSH;
+			break;
+	}
+	LWLockAcquire(SyncRepLock, LW_SHARED);
+	released = WalSndCtl->lsn[mode];
+	LWLockRelease(SyncRepLock);
+	return released < commit_end;
+}
+
+/*
+ * The commit (or the PREPARE TRANSACTION) is durable here; it is
+ * acknowledged only if this node still holds its lease and the synchronous
+ * standbys have it.  Otherwise the client must not learn of it as a
+ * success: its connection is closed before the command's completion can be
+ * sent, and the server log says why.  The transaction stays committed on
+ * this node (nothing can undo it now); a failover may or may not keep it,
+ * and the client knows it must look.  Nothing here may raise an ERROR or
+ * block: the transaction is already committed and holds its locks.
+ */
+static void
+confirm_acknowledgement(XLogRecPtr commit_end)
+{
+	const char *why;
+
+	if (!rk_acknowledges_commits())
+		why = "this primary lost its lease or was fenced while the commit waited for its standbys";
+	else if (sync_wait_cut_short(commit_end))
+		why = "the wait for the synchronous standbys ended before they confirmed it";
+	else
+		return;
+
+	/*
+	 * Nothing may reach the client from here on: not even a warning, since
+	 * sending one flushes the output buffer, and with the extended protocol
+	 * that already holds the command's completion.  The reason goes to the
+	 * server log only; the client sees its connection closed.
+	 */
+	ereport(LOG_SERVER_ONLY,
+			(errcode(ERRCODE_CONNECTION_FAILURE),
+			 errmsg(RK_LOG_PREFIX "the commit at %X/%X is not acknowledged: %s",
+					LSN_FORMAT_ARGS(commit_end), why),
+			 errdetail("The transaction is committed on this node, but a failover may lose it. The connection is closed so that the client does not take it for acknowledged.")));
+	if (MyBackendType != B_BACKEND || MyProcPort == NULL || whereToSendOutput != DestRemote)
+		return;
+	(void) shutdown(MyProcPort->sock, SHUT_RDWR);
+	/* The session ends at its next interrupt check, after the commit. */
+	ClientConnectionLost = 1;
+	InterruptPending = 1;
+}
+
+/*
  * The commit guard.  A transaction that wrote something is checked just
  * before it commits and just before it is prepared for two-phase commit:
  * a prepared transaction is as durable as a commit, and its later COMMIT
  * PREPARED (which has no transaction id of its own) is checked by
- * rk_guard_utility.
+ * rk_guard_utility.  Once committed, it is checked again
+ * (confirm_acknowledgement) before the client can hear of it.
  */
 void
 rk_commit_guard(XactEvent event, void *arg)
 {
-	if (event == XACT_EVENT_COMMIT || event == XACT_EVENT_ABORT || event == XACT_EVENT_PREPARE)
+	switch (event)
 	{
-		rk_guard_bypass = false;
-		return;
+		case XACT_EVENT_PRE_COMMIT:
+		case XACT_EVENT_PRE_PREPARE:
+			if (!TransactionIdIsValid(GetTopTransactionIdIfAny()))
+				return;
+			guard_check(event == XACT_EVENT_PRE_PREPARE ? "prepare a transaction" : "commit");
+			if (rk_shared != NULL && !rk_guard_bypass && !RecoveryInProgress())
+				ack_check_pending = true;
+			return;
+		case XACT_EVENT_COMMIT:
+		case XACT_EVENT_PREPARE:
+			if (ack_check_pending)
+			{
+				XLogRecPtr	lsn;
+
+				/*
+				 * The end of the commit record; for a PREPARE TRANSACTION
+				 * (whose end is no longer kept here) one past the start of
+				 * its record, which a standby that has it is beyond.
+				 */
+				if (event == XACT_EVENT_PREPARE)
+					lsn = ProcLastRecPtr + 1;
+				else
+					lsn = XLogRecPtrIsInvalid(ack_check_lsn) ? XactLastCommitEnd : ack_check_lsn;
+				ack_check_pending = false;
+				ack_check_lsn = InvalidXLogRecPtr;
+				confirm_acknowledgement(lsn);
+			}
+			rk_guard_bypass = false;
+			return;
+		case XACT_EVENT_ABORT:
+			ack_check_pending = false;
+			ack_check_lsn = InvalidXLogRecPtr;
+			rk_guard_bypass = false;
+			return;
+		default:
+			return;
 	}
-	if (event != XACT_EVENT_PRE_COMMIT && event != XACT_EVENT_PRE_PREPARE)
-		return;
-	if (!TransactionIdIsValid(GetTopTransactionIdIfAny()))
-		return;
-	guard_check(event == XACT_EVENT_PRE_PREPARE ? "prepare a transaction" : "commit");
 }
 
 /*
@@ -122,6 +252,23 @@ rk_guard_utility(Node *parsetree)
 		guard_check("commit a prepared transaction");
 	else if (stmt->kind == TRANS_STMT_ROLLBACK_PREPARED)
 		guard_check("roll back a prepared transaction");
+}
+
+/*
+ * After a COMMIT PREPARED ran: its commit record is durable and was waited
+ * for; the transaction the statement ran in checks it again when it
+ * commits.  XactLastRecEnd is that record's end until then.
+ */
+void
+rk_guard_utility_done(Node *parsetree)
+{
+	if (parsetree == NULL || !IsA(parsetree, TransactionStmt) ||
+		((TransactionStmt *) parsetree)->kind != TRANS_STMT_COMMIT_PREPARED)
+		return;
+	if (rk_shared == NULL || rk_guard_bypass || RecoveryInProgress())
+		return;
+	ack_check_pending = true;
+	ack_check_lsn = XactLastRecEnd;
 }
 
 /*

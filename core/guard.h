@@ -21,6 +21,7 @@ extern bool rk_guard_bypass;
 extern bool rk_acknowledges_commits(void);
 extern void rk_commit_guard(XactEvent event, void *arg);
 extern void rk_guard_utility(Node *parsetree);
+extern void rk_guard_utility_done(Node *parsetree);
 extern void rk_replication_gate(void *port, int status);
 
 #endif							/* RK_GUARD_H */

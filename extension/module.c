@@ -81,4 +81,5 @@ rk_process_utility(RK_UTILITY_ARGS)
 		prev_process_utility(RK_UTILITY_PASS);
 	else
 		standard_ProcessUtility(RK_UTILITY_PASS);
+	rk_guard_utility_done(pstmt->utilityStmt);
 }
