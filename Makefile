@@ -23,6 +23,7 @@ OBJS = \
 	core/settings.o \
 	core/shmem.o \
 	core/state_file.o \
+	core/upstream.o \
 	extension/checks.o \
 	extension/failover.o \
 	extension/hba.o \

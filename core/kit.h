@@ -24,6 +24,7 @@
 
 /* Nodes a registry can hold; "a primary with a few standbys". */
 #define RK_MAX_NODES		16
+#define RK_TERM_MAX			(INT64CONST(1) << 48)	/* terms beyond are refused from peers */
 #define RK_HOST_LEN			256
 #define RK_REASON_LEN		256
 #define RK_RESULT_LEN		1024
@@ -60,5 +61,8 @@
 #define RK_WALSENDER_CUT_PAUSE_MS	20	/* ... this far apart */
 #define RK_SLOT_DROP_TRIES		50	/* a slot still in use when it is dropped: attempts ... */
 #define RK_SLOT_DROP_PAUSE_MS	100 /* ... this far apart */
+#define RK_STREAM_SWITCH_GRACE_MS	100 /* a voter's old WAL receiver may end by itself this long */
+#define RK_STREAM_RELOAD_GRACE_MS	50	/* ... and its startup process reread the new setting */
+#define RK_STREAM_SWITCH_MAX_MS	1000	/* ... and is waited for at most this long (and a third of probe_timeout) */
 
 #endif							/* RK_KIT_H */

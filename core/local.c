@@ -10,6 +10,9 @@
 #include "postgres.h"
 
 #include "access/xlog.h"
+#include "catalog/pg_type.h"
+#include "executor/spi.h"
+#include "miscadmin.h"
 #include "libpq-fe.h"
 #include "replication/walreceiver.h"
 #include "storage/spin.h"
@@ -155,4 +158,49 @@ rk_self_name(void)
 	appname = rk_shared->state.node_name[0] ? pstrdup(rk_shared->state.node_name) : NULL;
 	LWLockRelease(rk_shared->lock);
 	return appname;
+}
+
+/*
+ * End the WAL senders of every standby but `keep` (NULL: of every
+ * standby), trying `tries` times while they reconnect; the caller is in a
+ * transaction.  With `only_nodes`, only the streams of the kit's nodes
+ * (each through the physical slot named after it), not a base backup's
+ * or a logical decoding's.  A fenced primary, or one whose lease ran out, must not go
+ * on sending WAL: a standby that got it would acknowledge commits that
+ * waited through an election.
+ */
+void
+rk_cut_walsenders(const char *keep, bool only_nodes, int tries)
+{
+	Oid			types[1] = {TEXTOID};
+	Datum		vals[1] = {keep ? CStringGetTextDatum(keep) : (Datum) 0};
+	const char *nulls = keep ? " " : "n";
+
+	for (int attempt = 0; attempt < tries; attempt++)
+	{
+		int			ret;
+		uint64		cut;
+
+		SPI_connect();
+		ret = SPI_execute_with_args(only_nodes ?
+									"SELECT pg_catalog.pg_terminate_backend(r.pid) FROM pg_catalog.pg_stat_replication r "
+									"JOIN pg_catalog.pg_replication_slots s ON s.active_pid = r.pid AND s.slot_type = 'physical' "
+									"WHERE r.application_name IS DISTINCT FROM $1 AND r.application_name = s.slot_name" :
+									"SELECT pg_catalog.pg_terminate_backend(pid) FROM pg_catalog.pg_stat_replication "
+									"WHERE application_name IS DISTINCT FROM $1",
+									1, types, vals, nulls, false, 0);
+		cut = SPI_processed;	/* SPI_finish restores the caller's */
+		SPI_finish();
+		if (ret == SPI_OK_SELECT && cut == 0)
+			return;
+		if (attempt == tries - 1)
+			break;
+		pg_usleep(RK_WALSENDER_CUT_PAUSE_MS * 1000L);
+		CHECK_FOR_INTERRUPTS();
+	}
+	if (tries > 1)
+		ereport(WARNING,
+				(errcode(ERRCODE_OBJECT_IN_USE),
+				 errmsg(RK_LOG_PREFIX "WAL senders of other standbys are still running after %d ms",
+						tries * RK_WALSENDER_CUT_PAUSE_MS)));
 }

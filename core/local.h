@@ -19,5 +19,6 @@ extern XLogRecPtr rk_local_lsn(void);
 extern bool rk_walreceiver_hears_primary(int window_ms);
 extern bool rk_upstream_answers_fenced_locked(void);
 extern bool rk_partitioned_from(const char *node_name);
+extern void rk_cut_walsenders(const char *keep, bool only_nodes, int tries);
 
 #endif							/* RK_LOCAL_H */

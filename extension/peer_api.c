@@ -1,7 +1,7 @@
 /*-------------------------------------------------------------------------
  *
  * peer_api.c
- *		What the nodes ask each other, and the commit guard.
+ *		What the nodes ask each other.
  *
  *		rk_peer_state(caller, caller_term, caller_is_primary)
  *			"who are you, how far is your WAL, whom do you follow";
@@ -19,20 +19,18 @@
  * kit's replication role, so they take rk_shared->lock themselves and
  * never trust the caller for more than the numbers it sends.
  *
- * The commit guard is an XactCallback every backend inherits from the
- * postmaster: on a primary of a cluster of two or more it lets a
- * transaction that wrote commit only while the node holds its lease, so a
- * primary that lost its majority (or was SIGSTOPped through an election)
- * acknowledges nothing once a new primary can exist, whatever the session's
- * synchronous_commit.
- *
  *-------------------------------------------------------------------------
  */
 #include "postgres.h"
 
+#include <netdb.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
+
 #include "access/htup_details.h"
 #include "access/xact.h"
 #include "access/xlog.h"
+#include "catalog/pg_authid.h"
 #include "catalog/pg_type.h"
 #include "executor/spi.h"
 #include "libpq/libpq-be.h"
@@ -57,6 +55,7 @@
 #include "core/registry.h"
 #include "core/settings.h"
 #include "core/shmem.h"
+#include "core/upstream.h"
 #include "extension/extension.h"
 
 PG_FUNCTION_INFO_V1(rk_peer_state);
@@ -65,7 +64,85 @@ PG_FUNCTION_INFO_V1(rk_peer_fence);
 PG_FUNCTION_INFO_V1(rk_peer_failover);
 
 
-/* Callers are other nodes' workers, as the replication role, or superusers. */
+/*
+ * Did this connection come from `host`, a registered address?  Only an
+ * address written as such is compared: resolving a host name here would
+ * block a call that has a deadline of a second on the resolver, and a slow
+ * resolver during a partition would then cost every probe and every vote.
+ * A node registered by host name is taken at its name (the README says to
+ * register nodes by address).
+ */
+static bool
+connection_from(const char *host)
+{
+	const struct sockaddr_storage *peer = &MyProcPort->raddr.addr;
+	struct addrinfo hints = {0};
+	struct addrinfo *res = NULL;
+	bool		match = false;
+	int			rc;
+
+	if (peer->ss_family != AF_INET && peer->ss_family != AF_INET6)
+		return false;
+	hints.ai_family = AF_UNSPEC;
+	hints.ai_socktype = SOCK_STREAM;
+	hints.ai_flags = AI_NUMERICHOST;
+	rc = getaddrinfo(host, NULL, &hints, &res);
+	if (rc == EAI_NONAME)
+		return true;
+	if (rc != 0)
+		return false;
+	for (struct addrinfo *a = res; a != NULL && !match; a = a->ai_next)
+	{
+		if (a->ai_family != peer->ss_family)
+			continue;
+		if (a->ai_family == AF_INET)
+			match = memcmp(&((struct sockaddr_in *) a->ai_addr)->sin_addr,
+						   &((const struct sockaddr_in *) peer)->sin_addr, sizeof(struct in_addr)) == 0;
+		else if (a->ai_family == AF_INET6)
+			match = memcmp(&((struct sockaddr_in6 *) a->ai_addr)->sin6_addr,
+						   &((const struct sockaddr_in6 *) peer)->sin6_addr, sizeof(struct in6_addr)) == 0;
+	}
+	freeaddrinfo(res);
+	return match;
+}
+
+/*
+ * A caller that is not a superuser must be a registered node (`caller`, or
+ * any node when the call names none), connected from that node's
+ * registered address.  The list is the one the worker keeps in the node
+ * state file, so it holds right after a restart too.
+ */
+static void
+require_registered_caller(const char *funcname, const char *caller)
+{
+	RkNodeState st;
+
+	LWLockAcquire(rk_shared->lock, LW_EXCLUSIVE);
+	rk_state_load_locked();
+	st = rk_shared->state;
+	LWLockRelease(rk_shared->lock);
+	for (int i = 0; i < st.npeers; i++)
+	{
+		if (caller != NULL && strcmp(st.peer_name[i], caller) != 0)
+			continue;
+		if (MyProcPort != NULL && connection_from(st.peer_host[i]))
+			return;
+	}
+	ereport(ERROR,
+			(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
+			 errmsg("permission denied for function %s", funcname),
+			 caller ? errdetail("\"%s\" is not another registered node connected from its registered address (the call came from %s).",
+							   caller, MyProcPort && MyProcPort->remote_host ? MyProcPort->remote_host : "a local socket")
+			 : errdetail("The call did not come from a registered node's address (it came from %s).",
+						 MyProcPort && MyProcPort->remote_host ? MyProcPort->remote_host : "a local socket"),
+			 errhint("Only the kit's workers call the node-to-node functions.")));
+}
+
+/*
+ * Callers are other nodes' workers, as the replication role, or superusers.
+ * A name from another node ends up in the state file: the node-name rule
+ * comes first, whoever calls.
+ */
 static void
 require_peer(const char *funcname, const char *caller)
 {
@@ -75,13 +152,38 @@ require_peer(const char *funcname, const char *caller)
 				(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
 				 errmsg("permission denied for function %s", funcname),
 				 errdetail("Only superusers and replication roles may call the kit's node-to-node functions.")));
-	/* A name from another node ends up in the state file: the node-name rule first. */
 	if (caller != NULL)
 		rk_validate_node_name(caller);
+	if (!superuser())
+		require_registered_caller(funcname, caller);
 	if (rk_partitioned_from(caller))
 		ereport(ERROR,
 				(errcode(ERRCODE_CONNECTION_FAILURE),
 				 errmsg("node \"%s\" is cut off from this node by replication_kit.simulate_partition", caller)));
+}
+
+/*
+ * A term another node sends: a whole number from 1 to RK_TERM_MAX (0 where
+ * `zero_ok`: a node that has seen no term yet).  A negative bigint would
+ * otherwise become a term near 2^64, after which every term wraps.
+ */
+static uint64
+peer_term(FunctionCallInfo fcinfo, int argno, bool zero_ok)
+{
+	int64		term;
+
+	if (PG_ARGISNULL(argno))
+		ereport(ERROR,
+				(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
+				 errmsg("term must not be null")));
+	term = PG_GETARG_INT64(argno);
+	if (term < (zero_ok ? 0 : 1) || term > RK_TERM_MAX)
+		ereport(ERROR,
+				(errcode(ERRCODE_NUMERIC_VALUE_OUT_OF_RANGE),
+				 errmsg("term " INT64_FORMAT " is out of range", term),
+				 errdetail("A term is a whole number from %d to " INT64_FORMAT ".", zero_ok ? 0 : 1,
+						   (int64) RK_TERM_MAX)));
+	return (uint64) term;
 }
 
 static void
@@ -101,8 +203,8 @@ Datum
 rk_peer_state(PG_FUNCTION_ARGS)
 {
 	char	   *caller = PG_ARGISNULL(0) ? NULL : text_to_cstring(PG_GETARG_TEXT_PP(0));
-	uint64		caller_term = PG_ARGISNULL(1) ? 0 : (uint64) PG_GETARG_INT64(1);
 	bool		caller_is_primary = PG_ARGISNULL(2) ? false : PG_GETARG_BOOL(2);
+	uint64		caller_term;
 	TupleDesc	tupdesc;
 	Datum		values[9];
 	bool		nulls[9] = {0};
@@ -113,6 +215,7 @@ rk_peer_state(PG_FUNCTION_ARGS)
 	int64		seen_ms;
 
 	require_peer("rk_peer_state", caller);
+	caller_term = peer_term(fcinfo, 1, !caller_is_primary);
 	if (get_call_result_type(fcinfo, NULL, &tupdesc) != TYPEFUNC_COMPOSITE)
 		elog(ERROR, "return type must be a row type");
 	name = rk_self_name();
@@ -179,6 +282,7 @@ typedef struct VoteRequest
 	const char *self;
 	TimeLineID	my_tli;
 	XLogRecPtr	my_lsn;
+	bool		left_old_stream;	/* streams from the candidate now */
 } VoteRequest;
 
 /*
@@ -229,7 +333,7 @@ judge_vote(const VoteRequest *rq, const RkNodeState *st, char *reason)
 				 self, st->primary_name[0] ? st->primary_name : "(unknown)", silence_ms);
 		return RK_REFUSAL_PRIMARY_CONTACT;
 	}
-	if (!rq->forced && rk_walreceiver_hears_primary(rq->need_ms) &&
+	if (!rq->forced && !rq->left_old_stream && rk_walreceiver_hears_primary(rq->need_ms) &&
 		!rk_upstream_answers_fenced_locked())
 	{
 		snprintf(reason, RK_REASON_LEN, "%s still receives WAL from its primary", self);
@@ -250,6 +354,72 @@ judge_vote(const VoteRequest *rq, const RkNodeState *st, char *reason)
 		return RK_REFUSAL_MORE_WAL;
 	}
 	return RK_REFUSAL_NONE;
+}
+
+/*
+ * Point this standby's WAL receiver at `candidate` and wait until no stream
+ * from anywhere else is left.  A synchronous standby that voted but still
+ * streamed from the old primary would acknowledge that primary's waiting
+ * commits if it resumed after a pause, and the winner's timeline does not
+ * hold them.  Returns whether that is confirmed; *refusal is set if the
+ * vote cannot be granted at all (the candidate is no node this one knows).
+ */
+static bool
+leave_old_stream(const char *candidate, const char *role, RkRefusal *refusal, char *reason)
+{
+	char		host[RK_HOST_LEN] = "";
+	int			port = 0;
+	Oid			save_user;
+	int			save_sec;
+	int			wait_ms;
+	pid_t		pid;
+
+	*refusal = RK_REFUSAL_NONE;
+	if (!RecoveryInProgress())
+		return false;			/* judge_vote refuses */
+	LWLockAcquire(rk_shared->lock, LW_SHARED);
+	for (int i = 0; i < rk_shared->npeers; i++)
+		if (strcmp(rk_shared->peers[i].name, candidate) == 0)
+		{
+			strlcpy(host, rk_shared->peers[i].host, sizeof(host));
+			port = rk_shared->peers[i].port;
+		}
+	LWLockRelease(rk_shared->lock);
+	if (host[0] == '\0')
+	{
+		snprintf(reason, RK_REASON_LEN, "%s is not a node this node knows", candidate);
+		*refusal = RK_REFUSAL_RECEIVES_WAL;
+		return false;
+	}
+
+	if (rk_receiver_targets(host, port, &pid))
+		return true;
+
+	/*
+	 * The caller is another node's worker under the replication role, which
+	 * may not ALTER SYSTEM; the kit does it on its own authority, with a
+	 * conninfo it builds itself from the registry's host and port.
+	 */
+	GetUserIdAndSecContext(&save_user, &save_sec);
+	SetUserIdAndSecContext(BOOTSTRAP_SUPERUSERID, save_sec | SECURITY_LOCAL_USERID_CHANGE);
+	rk_point_upstream(host, port, rk_self_name(), role[0] ? role : NULL);
+	SetUserIdAndSecContext(save_user, save_sec);
+
+	/*
+	 * A WAL receiver that cannot stop (hung, or stopped by a signal) must
+	 * not cost the cluster its election: the answer has to reach the
+	 * candidate within its call's deadline.  Such a receiver cannot
+	 * acknowledge anything while it hangs, and the old primary withholds
+	 * acknowledgements once its lease has run out (the commit guard).
+	 */
+	wait_ms = Min(RK_STREAM_SWITCH_MAX_MS, rk_probe_timeout_ms / 3);
+	if (rk_end_other_streams(host, port, wait_ms))
+		return true;
+	ereport(LOG,
+			(errmsg(RK_LOG_PREFIX "the WAL receiver did not leave its old primary within %d ms; the vote for %s is judged without waiting longer",
+					wait_ms, candidate),
+			 errhidestmt(true)));
+	return false;
 }
 
 /*
@@ -279,7 +449,7 @@ rk_request_vote(PG_FUNCTION_ARGS)
 				(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
 				 errmsg("rk_request_vote arguments must not be null")));
 	rq.candidate = text_to_cstring(PG_GETARG_TEXT_PP(0));
-	rq.term = (uint64) PG_GETARG_INT64(1);
+	rq.term = peer_term(fcinfo, 1, false);
 	rq.tli = (TimeLineID) PG_GETARG_INT32(2);
 	rq.lsn = PG_GETARG_LSN(3);
 	mode = text_to_cstring(PG_GETARG_TEXT_PP(4));
@@ -291,6 +461,7 @@ rk_request_vote(PG_FUNCTION_ARGS)
 	if (get_call_result_type(fcinfo, NULL, &tupdesc) != TYPEFUNC_COMPOSITE)
 		elog(ERROR, "return type must be a row type");
 	rq.forced = strcmp(mode, "force") == 0;
+	rq.left_old_stream = false;
 	rq.need_ms = strcmp(mode, "auto") == 0 ? rk_failover_timeout_ms : rk_effective_fence_ms();
 	rq.self = rk_self_name();
 	rq.my_tli = rk_current_timeline();
@@ -300,6 +471,25 @@ rk_request_vote(PG_FUNCTION_ARGS)
 	rk_state_load_locked();
 	st = rk_shared->state;
 	refusal = judge_vote(&rq, &st, reason);
+	LWLockRelease(rk_shared->lock);
+
+	/*
+	 * A voter for another node stops acknowledging WAL to the old primary
+	 * before it grants: it streams from the candidate from now on.  Then it
+	 * judges again, with how far its WAL went before the old stream ended.
+	 */
+	if (refusal == RK_REFUSAL_NONE && strcmp(rq.candidate, st.node_name) != 0)
+	{
+		rq.left_old_stream = leave_old_stream(rq.candidate, st.repl_role, &refusal, reason);
+		rq.my_tli = rk_current_timeline();
+		rq.my_lsn = rk_local_lsn();
+	}
+
+	LWLockAcquire(rk_shared->lock, LW_EXCLUSIVE);
+	rk_state_load_locked();
+	st = rk_shared->state;
+	if (refusal == RK_REFUSAL_NONE)
+		refusal = judge_vote(&rq, &st, reason);
 	granted = refusal == RK_REFUSAL_NONE;
 	if (granted)
 	{
@@ -328,32 +518,6 @@ rk_request_vote(PG_FUNCTION_ARGS)
 	PG_RETURN_DATUM(HeapTupleGetDatum(heap_form_tuple(tupdesc, values, nulls)));
 }
 
-static void
-cut_other_walsenders(const char *keep)
-{
-	Oid			types[1] = {TEXTOID};
-	Datum		vals[1] = {CStringGetTextDatum(keep)};
-
-	for (int attempt = 0; attempt < RK_WALSENDER_CUT_TRIES; attempt++)
-	{
-		int			ret;
-
-		SPI_connect();
-		ret = SPI_execute_with_args("SELECT pg_catalog.pg_terminate_backend(pid) FROM pg_catalog.pg_stat_replication "
-									"WHERE application_name IS DISTINCT FROM $1",
-									1, types, vals, NULL, false, 0);
-		SPI_finish();
-		if (ret == SPI_OK_SELECT && SPI_processed == 0)
-			return;
-		pg_usleep(RK_WALSENDER_CUT_PAUSE_MS * 1000L);
-		CHECK_FOR_INTERRUPTS();
-	}
-	ereport(WARNING,
-			(errcode(ERRCODE_OBJECT_IN_USE),
-			 errmsg(RK_LOG_PREFIX "WAL senders of other standbys are still running after %d ms",
-					RK_WALSENDER_CUT_TRIES * RK_WALSENDER_CUT_PAUSE_MS)));
-}
-
 /*
  * rk_peer_fence(caller, term): this node stops acknowledging commits now,
  * and learns that `caller` takes over in `term`.  Returns how far its WAL
@@ -363,7 +527,7 @@ Datum
 rk_peer_fence(PG_FUNCTION_ARGS)
 {
 	char	   *caller = PG_ARGISNULL(0) ? NULL : text_to_cstring(PG_GETARG_TEXT_PP(0));
-	uint64		term = PG_ARGISNULL(1) ? 0 : (uint64) PG_GETARG_INT64(1);
+	uint64		term;
 	bool		planned = PG_ARGISNULL(2) ? false : PG_GETARG_BOOL(2);
 	TupleDesc	tupdesc;
 	Datum		values[3];
@@ -376,6 +540,7 @@ rk_peer_fence(PG_FUNCTION_ARGS)
 		ereport(ERROR,
 				(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
 				 errmsg("caller must not be null")));
+	term = peer_term(fcinfo, 1, false);
 	if (get_call_result_type(fcinfo, NULL, &tupdesc) != TYPEFUNC_COMPOSITE)
 		elog(ERROR, "return type must be a row type");
 
@@ -413,7 +578,7 @@ rk_peer_fence(PG_FUNCTION_ARGS)
 	 * writing by then too.
 	 */
 	if (was_primary)
-		cut_other_walsenders(caller);
+		rk_cut_walsenders(caller, false, RK_WALSENDER_CUT_TRIES);
 
 	ereport(LOG,
 			(errmsg(RK_LOG_PREFIX "fenced by %s for term " UINT64_FORMAT, caller, term),

@@ -261,6 +261,44 @@ SELECT * FROM rk_peer_fence(E'x\nterm = 99', 100, false);
 SELECT md5(pg_read_binary_file('replication_kit.state')::text) = :'state_before' AS state_unchanged;
 SELECT unchanged();
 
+-- Terms from peers are whole numbers from 1 (0 for a node that is not a
+-- primary and has seen none) to 2^48: a negative bigint would become a term
+-- near 2^64 and wrap every later one.
+SELECT md5(pg_read_binary_file('replication_kit.state')::text) AS state_before \gset
+SELECT * FROM rk_peer_state('pgslave', -1, true);
+SELECT * FROM rk_peer_state('pgslave', 0, true);
+SELECT * FROM rk_peer_state('pgslave', 281474976710657, true);
+SELECT * FROM rk_peer_state('pgslave', NULL, false);
+SELECT * FROM rk_request_vote('pgslave', -1, 1, '0/0', 'force');
+SELECT * FROM rk_peer_fence('pgslave', 0, false);
+SELECT * FROM rk_peer_fence('pgslave', -5, true);
+SELECT md5(pg_read_binary_file('replication_kit.state')::text) = :'state_before' AS state_unchanged;
+SELECT unchanged();
+
+-- The streaming password alone is no key to the node-to-node functions: a
+-- replication role that may execute them (as the kit's replicator may) is
+-- refused unless the call names a registered node and comes from that
+-- node's registered address.  Here it comes from a local socket.
+CREATE ROLE mallory LOGIN REPLICATION;
+GRANT EXECUTE ON FUNCTION rk_peer_state(text, bigint, boolean),
+                          rk_request_vote(text, bigint, integer, pg_lsn, text),
+                          rk_peer_fence(text, bigint, boolean),
+                          rk_peer_failover(boolean, boolean, boolean) TO mallory;
+SET ROLE mallory;
+SELECT * FROM rk_peer_state('pgslave', 7, true);
+SELECT * FROM rk_peer_state('nosuchnode', 7, true);
+SELECT * FROM rk_request_vote('pgslave', 9, 1, 'FF/0', 'force');
+SELECT * FROM rk_peer_fence('pgslave', 9, false);
+SELECT * FROM rk_peer_failover(true, false, false);
+RESET ROLE;
+REVOKE ALL ON FUNCTION rk_peer_state(text, bigint, boolean),
+                       rk_request_vote(text, bigint, integer, pg_lsn, text),
+                       rk_peer_fence(text, bigint, boolean),
+                       rk_peer_failover(boolean, boolean, boolean) FROM mallory;
+DROP ROLE mallory;
+SELECT md5(pg_read_binary_file('replication_kit.state')::text) = :'state_before' AS state_unchanged;
+SELECT unchanged();
+
 -- The same nodes are registered as after the setup test.
 SELECT node_name, role, sync FROM rk_nodes ORDER BY node_id;
 SELECT unchanged();

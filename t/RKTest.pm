@@ -235,13 +235,22 @@ sub kill9
 	return;
 }
 
-# SIGSTOP a whole server: it hangs with its sockets open.
+# SIGSTOP a whole server: it hangs with its sockets open.  The postmaster
+# first, so that it forks no child after the children were listed (a WAL
+# sender reconnecting, a backend for a probe), then its children, twice.
 sub freeze_node
 {
 	my ($node) = @_;
-	my @pids = node_pids($node);
-	kill 'STOP', @pids;
-	return @pids;
+	my ($pm, @kids) = node_pids($node);
+	kill 'STOP', $pm;
+	my %stopped = ($pm => 1);
+	for (1 .. 2)
+	{
+		my @now = grep { /\d/ && !$stopped{$_} } split /\s+/, `pgrep -P $pm`;
+		kill 'STOP', @now;
+		$stopped{$_} = 1 for @now;
+	}
+	return ($pm, grep { $_ != $pm } keys %stopped);
 }
 
 sub thaw_node

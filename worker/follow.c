@@ -33,6 +33,8 @@
 #include "utils/timestamp.h"
 
 #include "core/conninfo.h"
+#include "core/local.h"
+#include "core/upstream.h"
 #include "worker/fsm.h"
 
 /* Where this node's primary_conninfo points: the registry index, or -1. */
@@ -51,47 +53,6 @@ rk_upstream_index(RkView *v)
 }
 
 /*
- * primary_conninfo for streaming from `to`: the current one with host and
- * port replaced (so a password, passfile or SSL settings stay), or a new
- * one with the kit's role and password file.
- */
-static char *
-conninfo_for(RkView *v, RkPeer *to)
-{
-	const char *cur = GetConfigOption("primary_conninfo", true, false);
-	PQconninfoOption *opts = (cur && cur[0]) ? PQconninfoParse(cur, NULL) : NULL;
-	StringInfoData buf;
-	bool		have_user = false;
-	bool		have_secret = false;
-
-	initStringInfo(&buf);
-	rk_conninfo_append(&buf, "host", to->host);
-	rk_conninfo_append(&buf, "port", psprintf("%d", to->port));
-	rk_conninfo_append(&buf, "application_name", v->self);
-	if (opts)
-	{
-		for (PQconninfoOption *o = opts; o->keyword; o++)
-		{
-			if (o->val == NULL || o->val[0] == '\0' ||
-				strcmp(o->keyword, "host") == 0 || strcmp(o->keyword, "hostaddr") == 0 ||
-				strcmp(o->keyword, "port") == 0 || strcmp(o->keyword, "application_name") == 0)
-				continue;
-			if (strcmp(o->keyword, "user") == 0)
-				have_user = true;
-			if (strcmp(o->keyword, "password") == 0 || strcmp(o->keyword, "passfile") == 0)
-				have_secret = true;
-			rk_conninfo_append(&buf, o->keyword, o->val);
-		}
-		PQconninfoFree(opts);
-	}
-	if (!have_user)
-		rk_conninfo_append(&buf, "user", v->repl_role);
-	if (!have_secret)
-		rk_conninfo_append(&buf, "passfile", psprintf("%s/%s", DataDir, RK_PASS_FILE));
-	return buf.data;
-}
-
-/*
  * Point this standby at `primary_idx`: primary_conninfo and
  * primary_slot_name with ALTER SYSTEM, then a reload.  The startup process
  * notices and restarts the WAL receiver; no server restart.
@@ -100,16 +61,10 @@ bool
 rk_repoint_to(RkView *v, int primary_idx)
 {
 	RkPeer	   *to = &v->peers[primary_idx];
-	char	   *conninfo = conninfo_for(v, to);
-	const char *slot = GetConfigOption("primary_slot_name", true, false);
-
 	bool		started = rk_xact_begin();
 
-	rk_alter_system("primary_conninfo", conninfo);
-	if (slot == NULL || strcmp(slot, v->self) != 0)
-		rk_alter_system("primary_slot_name", v->self);
+	rk_point_upstream(to->host, to->port, v->self, v->repl_role);
 	rk_xact_end(started);
-	rk_reload_config();
 	rk_journal(v, "repoint", v->self, "streams from %s (%s:%d) through slot %s",
 			   to->name, to->host, to->port, v->self);
 	return true;
@@ -309,6 +264,25 @@ rk_act_fence(RkView *v)
 		/* Another node is the primary: clients must stop coming here. */
 		pg_atomic_write_u32(&rk_shared->fenced, 1);
 		set_read_only(true);
+	}
+	else
+	{
+		/*
+		 * The lease ran out: a new primary may be elected from now on.  The
+		 * standbys stop getting WAL from here, so that none of them
+		 * acknowledges a commit that waited through the election (the
+		 * commit guard withholds such acknowledgements too).  They
+		 * reconnect by themselves; a handover's target is spared.
+		 */
+		char		keep[NAMEDATALEN];
+		bool		started;
+
+		LWLockAcquire(rk_shared->lock, LW_SHARED);
+		strlcpy(keep, rk_shared->fence_target, sizeof(keep));
+		LWLockRelease(rk_shared->lock);
+		started = rk_xact_begin();
+		rk_cut_walsenders(keep[0] ? keep : NULL, true, 1);
+		rk_xact_end(started);
 	}
 	rk_set_readiness("fenced: %s", v->why[0] ? v->why : "no majority");
 	return v->deposed ? RK_EV_DEPOSED : RK_EV_NONE;

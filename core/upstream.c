@@ -1,0 +1,143 @@
+/*-------------------------------------------------------------------------
+ *
+ * upstream.c
+ *		Whom this standby streams from: the primary_conninfo the kit writes,
+ *		the re-point itself, and the cut a voter makes before it grants a
+ *		vote.
+ *
+ * A standby in a synchronous list acknowledges commits to whatever primary
+ * it streams from.  Once it has voted for a new primary it must stop doing
+ * that for the old one: a primary paused through the election and then
+ * resumed would otherwise get its waiting commits acknowledged by a voter
+ * that is about to follow the winner, and the winner's timeline does not
+ * hold them.  So a voter points its WAL receiver at the candidate, and
+ * waits until the old stream is gone, before it says "granted".
+ *
+ *-------------------------------------------------------------------------
+ */
+#include "postgres.h"
+
+#include <signal.h>
+
+#include "libpq-fe.h"
+#include "miscadmin.h"
+#include "replication/walreceiver.h"
+#include "storage/spin.h"
+#include "utils/guc.h"
+
+#include "core/config.h"
+#include "core/conninfo.h"
+#include "core/upstream.h"
+
+/*
+ * primary_conninfo for streaming from host:port: the current one with host,
+ * port and application_name replaced (so a passfile or SSL settings stay),
+ * or a new one with the kit's role and password file.
+ */
+char *
+rk_upstream_conninfo(const char *host, int port, const char *self, const char *role)
+{
+	const char *cur = GetConfigOption("primary_conninfo", true, false);
+	PQconninfoOption *opts = (cur && cur[0]) ? PQconninfoParse(cur, NULL) : NULL;
+	StringInfoData buf;
+	bool		have_user = false;
+	bool		have_secret = false;
+
+	initStringInfo(&buf);
+	rk_conninfo_append(&buf, "host", host);
+	rk_conninfo_append(&buf, "port", psprintf("%d", port));
+	rk_conninfo_append(&buf, "application_name", self);
+	if (opts)
+	{
+		for (PQconninfoOption *o = opts; o->keyword; o++)
+		{
+			if (o->val == NULL || o->val[0] == '\0' ||
+				strcmp(o->keyword, "host") == 0 || strcmp(o->keyword, "hostaddr") == 0 ||
+				strcmp(o->keyword, "port") == 0 || strcmp(o->keyword, "application_name") == 0)
+				continue;
+			if (strcmp(o->keyword, "user") == 0)
+				have_user = true;
+			if (strcmp(o->keyword, "password") == 0 || strcmp(o->keyword, "passfile") == 0)
+				have_secret = true;
+			rk_conninfo_append(&buf, o->keyword, o->val);
+		}
+		PQconninfoFree(opts);
+	}
+	if (!have_user && role != NULL)
+		rk_conninfo_append(&buf, "user", role);
+	if (!have_secret)
+		rk_conninfo_append(&buf, "passfile", psprintf("%s/%s", DataDir, RK_PASS_FILE));
+	return buf.data;
+}
+
+/*
+ * Point this standby at host:port: primary_conninfo and primary_slot_name
+ * with ALTER SYSTEM, then a reload.  The startup process notices the new
+ * conninfo and restarts the WAL receiver; no server restart.  The caller
+ * is in a transaction.
+ */
+void
+rk_point_upstream(const char *host, int port, const char *self, const char *role)
+{
+	const char *slot = GetConfigOption("primary_slot_name", true, false);
+
+	rk_alter_system("primary_conninfo", rk_upstream_conninfo(host, port, self, role));
+	if (slot == NULL || strcmp(slot, self) != 0)
+		rk_alter_system("primary_slot_name", self);
+	rk_reload_config();
+}
+
+/*
+ * Does the WAL receiver (the running one, or the one the startup process
+ * last asked for) stream from host:port?
+ */
+bool
+rk_receiver_targets(const char *host, int port, pid_t *pid)
+{
+	WalRcvData *walrcv = WalRcv;
+	char		conninfo[MAXCONNINFO];
+	char	   *h;
+	int			p;
+
+	*pid = 0;
+	if (walrcv == NULL)
+		return false;
+	SpinLockAcquire(&walrcv->mutex);
+	*pid = walrcv->pid;
+	strlcpy(conninfo, (char *) walrcv->conninfo, sizeof(conninfo));
+	SpinLockRelease(&walrcv->mutex);
+	return rk_conninfo_target(conninfo, &h, &p) && strcmp(h, host) == 0 && p == port;
+}
+
+/*
+ * Make sure no WAL receiver of this node streams from anywhere but
+ * host:port, within `timeout_ms`.  The primary_conninfo must already point
+ * there (rk_point_upstream).  The startup process restarts its WAL
+ * receiver when it rereads the changed setting; if the old receiver is
+ * still up after a short while (the startup process busy replaying), it
+ * is told to stop.  With no receiver running, the startup process starts
+ * the next one from the new setting once it has reread it, which it does
+ * at once on the reload signal: a short grace covers that.  Returns false
+ * if that could not be confirmed in time.
+ */
+bool
+rk_end_other_streams(const char *host, int port, int timeout_ms)
+{
+	const int	step_ms = 10;
+
+	for (int waited = 0; waited <= timeout_ms; waited += step_ms)
+	{
+		pid_t		pid;
+
+		if (rk_receiver_targets(host, port, &pid))
+			return true;
+		if (pid == 0 && waited >= RK_STREAM_RELOAD_GRACE_MS)
+			return true;
+		/* Give the startup process a moment to switch by itself. */
+		if (pid != 0 && waited >= RK_STREAM_SWITCH_GRACE_MS && waited % RK_STREAM_SWITCH_GRACE_MS == 0)
+			(void) kill(pid, SIGTERM);
+		pg_usleep(step_ms * 1000L);
+		CHECK_FOR_INTERRUPTS();
+	}
+	return false;
+}
