@@ -274,7 +274,8 @@ rk_guard_utility_done(Node *parsetree)
 /*
  * ClientAuthentication_hook: a fenced primary lets no standby but the one
  * it is handing over to start streaming from it.  A test's simulated
- * partition cuts replication from the nodes on the other side too.
+ * partition cuts replication from the nodes on the other side too, and
+ * (with 'rk_rejoin' in the list) the connections of a rewind.
  */
 void
 rk_replication_gate(void *p, int status)
@@ -282,8 +283,19 @@ rk_replication_gate(void *p, int status)
 	Port	   *port = (Port *) p;
 	char		target[NAMEDATALEN];
 
-	if (status != STATUS_OK || !am_walsender || rk_shared == NULL)
+	if (status != STATUS_OK || rk_shared == NULL)
 		return;
+	/* A test cuts a rewind off from its source: simulate_partition = 'rk_rejoin'. */
+	if (!am_walsender)
+	{
+		if (port->application_name != NULL && strcmp(port->application_name, "rk_rejoin") == 0 &&
+			rk_partitioned_from("rk_rejoin"))
+			ereport(FATAL,
+					(errcode(ERRCODE_CONNECTION_FAILURE),
+					 errmsg("connection from rk_rejoin refused"),
+					 errdetail("Rewinds from this node are cut off by replication_kit.simulate_partition.")));
+		return;
+	}
 	if (rk_partitioned_from(port->application_name))
 		ereport(FATAL,
 				(errcode(ERRCODE_CONNECTION_FAILURE),

@@ -33,6 +33,7 @@
 #define RK_STATE_FILE		"replication_kit.state"
 #define RK_PASS_FILE		"replication_kit.pgpass"
 #define RK_REJOIN_FAILED_FILE "replication_kit.rejoin_failed"
+#define RK_REJOIN_RETRY_FILE "replication_kit.rejoin_retry"
 
 /* Marks the pg_hba.conf lines the kit owns; it never edits any other line. */
 #define RK_HBA_MARK			"# replication_kit"
@@ -51,8 +52,9 @@
 #define RK_REMOTE_FAILOVER_MS	130000	/* ... and for another node's, a little longer */
 #define RK_FENCE_CALL_FACTOR		3	/* rk_peer_fence gets this many probe timeouts */
 #define RK_SWITCHOVER_CALLER_MS	60000	/* a deposed primary waits for its rk_switchover() caller */
-#define RK_DIVERGED_GRACE_MS		8000	/* a standby stuck behind a newer timeline */
-#define RK_REJOIN_FOLLOW_GRACE_MS	8000	/* an old primary started as a standby must follow by then */
+#define RK_DIVERGED_GRACE_MS		8000	/* a standby stuck behind a newer timeline it may follow */
+#define RK_REJOIN_FOLLOW_GRACE_MS	8000	/* ... and one started as a standby, when its history is unknown */
+#define RK_REJOIN_BACKOFF_MAX_MS	60000	/* longest pause between two rewinds that found no source */
 #define RK_FENCE_AT_START_MS		6000	/* the postmaster asks the other nodes for this long */
 #define RK_FENCE_AT_START_TRY_MS	2000	/* ... one node at most this long per attempt */
 #define RK_FENCE_AT_START_PAUSE_MS	300 /* ... and pauses between attempts */

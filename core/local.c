@@ -9,6 +9,7 @@
  */
 #include "postgres.h"
 
+#include "access/timeline.h"
 #include "access/xlog.h"
 #include "catalog/pg_type.h"
 #include "executor/spi.h"
@@ -203,4 +204,44 @@ rk_cut_walsenders(const char *keep, bool only_nodes, int tries)
 				(errcode(ERRCODE_OBJECT_IN_USE),
 				 errmsg(RK_LOG_PREFIX "WAL senders of other standbys are still running after %d ms",
 						tries * RK_WALSENDER_CUT_PAUSE_MS)));
+}
+
+/*
+ * Can this standby follow a primary on timeline `upstream_tli`, or has its
+ * WAL gone past the point where that timeline forked off its own?  Decided
+ * from the timeline history the WAL receiver fetches from the upstream when
+ * it connects (pg_wal/<tli>.history), and from how far this node has
+ * replayed: the startup process refuses a timeline that forked off before
+ * its replay position, and only a rewind gets past that.  Unknown until the
+ * history is here and the local WAL is replayed.  `why` gets the words.
+ */
+RkFork
+rk_fork_state(TimeLineID upstream_tli, char *why, size_t whylen)
+{
+	TimeLineID	replay_tli;
+	XLogRecPtr	replay_lsn = GetXLogReplayRecPtr(&replay_tli);
+	List	   *history;
+	XLogRecPtr	switchpoint;
+
+	if (upstream_tli <= replay_tli)
+		return RK_FORK_CAN_FOLLOW;
+	if (rk_shared == NULL || !rk_shared->wal_end_known || !existsTimeLineHistory(upstream_tli))
+	{
+		snprintf(why, whylen, "the history of timeline %u is not known here yet", upstream_tli);
+		return RK_FORK_UNKNOWN;
+	}
+	history = readTimeLineHistory(upstream_tli);
+	if (!tliInHistory(replay_tli, history))
+	{
+		snprintf(why, whylen, "timeline %u is not in the history of timeline %u", replay_tli, upstream_tli);
+		return RK_FORK_DIVERGED;
+	}
+	switchpoint = tliSwitchPoint(replay_tli, history, NULL);
+	if (replay_lsn > switchpoint)
+	{
+		snprintf(why, whylen, "timeline %u forked off timeline %u at %X/%X, and this node replayed up to %X/%X",
+				 upstream_tli, replay_tli, LSN_FORMAT_ARGS(switchpoint), LSN_FORMAT_ARGS(replay_lsn));
+		return RK_FORK_DIVERGED;
+	}
+	return RK_FORK_CAN_FOLLOW;
 }

@@ -11,6 +11,14 @@
 
 #include "access/xlogdefs.h"
 
+/* Can a standby follow a newer timeline, or did its WAL go past the fork? */
+typedef enum RkFork
+{
+	RK_FORK_UNKNOWN,
+	RK_FORK_CAN_FOLLOW,
+	RK_FORK_DIVERGED
+} RkFork;
+
 #include "core/kit.h"
 
 extern char *rk_self_name(void);
@@ -20,5 +28,6 @@ extern bool rk_walreceiver_hears_primary(int window_ms);
 extern bool rk_upstream_answers_fenced_locked(void);
 extern bool rk_partitioned_from(const char *node_name);
 extern void rk_cut_walsenders(const char *keep, bool only_nodes, int tries);
+extern RkFork rk_fork_state(TimeLineID upstream_tli, char *why, size_t whylen);
 
 #endif							/* RK_LOCAL_H */

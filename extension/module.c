@@ -63,6 +63,8 @@ _PG_init(void)
 
 	/* Before the postmaster accepts a connection: was this node replaced? */
 	rk_fence_at_start();
+	/* And can it recover as far as the newest timeline it knows of? */
+	rk_start_on_own_timeline_if_diverged();
 }
 
 static void

@@ -16,6 +16,12 @@
  *		  no upstream, never as a writable primary, and takes part in the
  *		  election the others hold; with the most WAL it wins it.
  *
+ * And a standby whose WAL went past the point where the newest timeline it
+ * knows of forked off its own (an old primary, or a standby that got WAL
+ * the new primary never had) starts on its own timeline instead of failing
+ * to start: PostgreSQL refuses to recover towards a timeline that does not
+ * contain its minimum recovery point.  Its worker then rewinds it.
+ *
  * This runs in _PG_init, in the postmaster, with no shared memory and no
  * latch yet.  It asks through the same node-to-node client as the worker
  * (core/peer.c), which waits there on the sockets alone, under a hard
@@ -27,7 +33,10 @@
 
 #include <unistd.h>
 
+#include "access/timeline.h"
 #include "access/xlog.h"
+#include "catalog/pg_control.h"
+#include "common/controldata_utils.h"
 #include "lib/stringinfo.h"
 #include "libpq-fe.h"
 #include "miscadmin.h"
@@ -245,4 +254,52 @@ rk_fence_at_start(void)
 	}
 
 	start_as_standby(&st, known, newer >= 0 ? &ans[newer] : NULL, newer, confirmed);
+}
+
+/*
+ * Would recovery towards the newest timeline fail here?  It does when the
+ * point this standby must replay to (its minimum recovery point, or its
+ * last checkpoint) lies on its own timeline beyond where the newest
+ * timeline forked off: the startup process refuses to start at all ("does
+ * not contain minimum recovery point").  Then the server recovers on its
+ * own timeline for now (recovery_target_timeline = 'current', for this run
+ * only), starts as a read-only standby, and its worker sees the divergence
+ * from the timeline history and rewinds it.  Called from _PG_init.
+ */
+void
+rk_start_on_own_timeline_if_diverged(void)
+{
+	const char *target = GetConfigOption("recovery_target_timeline", true, false);
+	ControlFileData *control;
+	bool		crc_ok;
+	TimeLineID	own_tli;
+	TimeLineID	newest;
+	XLogRecPtr	point;
+	List	   *history;
+
+	if (access(STANDBY_SIGNAL_FILE, F_OK) != 0 || target == NULL || strcmp(target, "latest") != 0)
+		return;
+	control = get_controlfile(DataDir, &crc_ok);
+	if (control == NULL || !crc_ok)
+		return;
+	if (!XLogRecPtrIsInvalid(control->minRecoveryPoint))
+	{
+		own_tli = control->minRecoveryPointTLI;
+		point = control->minRecoveryPoint - 1;
+	}
+	else
+	{
+		own_tli = control->checkPointCopy.ThisTimeLineID;
+		point = control->checkPoint;
+	}
+	newest = findNewestTimeLine(control->checkPointCopy.ThisTimeLineID);
+	if (newest <= own_tli)
+		return;
+	history = readTimeLineHistory(newest);
+	if (tliOfPointInHistory(point, history) == own_tli)
+		return;
+	SetConfigOption("recovery_target_timeline", "current", PGC_POSTMASTER, PGC_S_OVERRIDE);
+	ereport(LOG,
+			(errmsg(RK_LOG_PREFIX "this standby's WAL goes past the point where timeline %u forked off its timeline %u (at %X/%X): it recovers on timeline %u until it is rewound",
+					newest, own_tli, LSN_FORMAT_ARGS(point), own_tli)));
 }

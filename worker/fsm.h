@@ -60,6 +60,7 @@ typedef struct RkWorkerContext
 	int64		caller_waiting_since;	/* a switchover caller here, since (monotonic ms) */
 	bool		diverged_reported;
 	int64		diverged_since; /* a standby stuck behind a newer timeline, since (monotonic ms) */
+	int64		retry_seen_ms;	/* when this worker first saw the last failed rewind attempt */
 } RkWorkerContext;
 
 /* What one round saw, and what follows from it. */

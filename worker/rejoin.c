@@ -150,6 +150,11 @@ start_rewind(RkView *v, int p)
 	rk_conninfo_append(&conn, "passfile", psprintf("%s/%s", DataDir, RK_PASS_FILE));
 	rk_conninfo_append(&conn, "dbname", rk_database);
 	rk_conninfo_append(&conn, "connect_timeout", "5");
+	/* A source that stops answering half way must not hang the rewind. */
+	rk_conninfo_append(&conn, "keepalives_idle", "5");
+	rk_conninfo_append(&conn, "keepalives_interval", "2");
+	rk_conninfo_append(&conn, "keepalives_count", "3");
+	rk_conninfo_append(&conn, "tcp_user_timeout", "15000");
 	rk_conninfo_append(&conn, "application_name", "rk_rejoin");
 	source = conn.data;
 	reclone = psprintf("pg_ctl stop -D %s; rm -rf %s/*; %s; then start it with its own port",
@@ -274,9 +279,57 @@ rk_act_rejoin_diverged(RkView *v)
 }
 
 /*
+ * A rewind that could not reach its source left the attempt number and the
+ * reason in RK_REJOIN_RETRY_FILE, and the data directory unchanged.  The
+ * next attempt comes after a pause that doubles with every attempt, up to
+ * RK_REJOIN_BACKOFF_MAX_MS.  Returns false (and says why in rk_status) while
+ * it is not time yet.
+ */
+static bool
+retry_due(RkView *v, int p, bool *retrying)
+{
+	size_t		len;
+	char	   *text = rk_read_whole_file(RK_REJOIN_RETRY_FILE, &len);
+	char	   *reason;
+	long		attempt;
+	int64		pause_ms;
+
+	*retrying = text != NULL;
+	if (text == NULL)
+	{
+		v->ctx->retry_seen_ms = 0;
+		return true;
+	}
+	attempt = strtol(text, &reason, 10);
+	if (attempt < 1)
+		attempt = 1;
+	reason = strchr(text, '\n') ? strchr(text, '\n') + 1 : "";
+	if (strchr(reason, '\n'))
+		*strchr(reason, '\n') = '\0';
+	pause_ms = Min((int64) RK_REJOIN_BACKOFF_MAX_MS, (int64) 1000 << Min(attempt - 1, 16));
+	if (v->ctx->retry_seen_ms == 0)
+	{
+		v->ctx->retry_seen_ms = v->mono;
+		rk_journal(v, "rejoin_retry", v->self, "the rewind from %s could not reach it (attempt %ld: %s); next attempt in %ld s",
+				   v->peers[p].name, attempt, reason, (long) (pause_ms / 1000));
+	}
+	if (v->mono - v->ctx->retry_seen_ms < pause_ms)
+	{
+		rk_set_readiness("rejoining: the rewind from %s could not reach it (attempt %ld: %s); next attempt in %ld s",
+						 v->peers[p].name, attempt, reason,
+						 (long) ((pause_ms - (v->mono - v->ctx->retry_seen_ms) + 999) / 1000));
+		return false;
+	}
+	return true;
+}
+
+/*
  * REJOINING (an old primary started as a standby): does it follow the new
- * primary?  It does once it replays the new primary's timeline.  If not
- * within a grace period, rewind once.
+ * primary?  It does once it replays the new primary's timeline.  If the
+ * timeline history says its WAL went past the fork point, it is rewound at
+ * once; if the history is not known yet (or says it can follow but it does
+ * not), after a grace period.  A rewind whose source could not be reached
+ * is tried again with a backoff.
  */
 RkEvent
 rk_act_check_rejoin(RkView *v)
@@ -285,6 +338,9 @@ rk_act_check_rejoin(RkView *v)
 	TimeLineID	replay_tli;
 	RkNodeState st;
 	struct stat sb;
+	char		why[RK_REASON_LEN] = "";
+	bool		diverged = false;
+	bool		retrying;
 
 	if (v->ctx->follow_since == 0)
 		v->ctx->follow_since = v->mono;
@@ -306,35 +362,50 @@ rk_act_check_rejoin(RkView *v)
 		rk_shared->readiness[0] = '\0';
 		LWLockRelease(rk_shared->lock);
 		v->ctx->follow_since = 0;
+		v->ctx->retry_seen_ms = 0;
+		(void) unlink(RK_REJOIN_RETRY_FILE);
 		snprintf(v->why, sizeof(v->why), "streams from %s on timeline %u", v->peers[p].name, replay_tli);
 		return RK_EV_IS_STANDBY;
 	}
 	if (stat(RK_REJOIN_FAILED_FILE, &sb) == 0)
 	{
 		size_t		len;
-		char	   *why = rk_read_whole_file(RK_REJOIN_FAILED_FILE, &len);
+		char	   *failed = rk_read_whole_file(RK_REJOIN_FAILED_FILE, &len);
 
-		rk_set_readiness("rejoin failed: %s", why ? why : "see replication_kit.rejoin.log");
+		rk_set_readiness("rejoin failed: %s", failed ? failed : "see replication_kit.rejoin.log");
 		return RK_EV_NONE;
 	}
-	if (v->mono - v->ctx->follow_since < RK_REJOIN_FOLLOW_GRACE_MS)
+	if (!v->peers[p].reachable)
 	{
-		rk_set_readiness("rejoining: waiting to stream from %s", v->peers[p].name);
+		rk_set_readiness("rejoining: %s does not answer", v->peers[p].name);
 		return RK_EV_NONE;
 	}
-	if (v->st.rewound_term == v->st.term)
-	{
-		/* Rewound once in this term already and still cannot follow: do not loop. */
-		rk_set_readiness("rejoined but not streaming from %s: see replication_kit.rejoin.log and the server log",
-				  v->peers[p].name);
+	if (!retry_due(v, p, &retrying))
 		return RK_EV_NONE;
+	if (!retrying)
+	{
+		diverged = rk_fork_state(v->peers[p].timeline, why, sizeof(why)) == RK_FORK_DIVERGED;
+		if (!diverged && v->mono - v->ctx->follow_since < RK_REJOIN_FOLLOW_GRACE_MS)
+		{
+			rk_set_readiness("rejoining: waiting to stream from %s%s%s%s", v->peers[p].name,
+							 why[0] ? " (" : "", why, why[0] ? ")" : "");
+			return RK_EV_NONE;
+		}
+		if (v->st.rewound_term == v->st.term)
+		{
+			/* Rewound once in this term already and still cannot follow: do not loop. */
+			rk_set_readiness("rejoined but not streaming from %s: see replication_kit.rejoin.log and the server log",
+							 v->peers[p].name);
+			return RK_EV_NONE;
+		}
 	}
 	if (!may_rejoin())
 	{
-		rk_set_readiness("does not follow %s (its WAL diverged?); replication_kit.auto_rejoin is off: run SELECT rk_rejoin()",
-				  v->peers[p].name);
+		rk_set_readiness("does not follow %s (%s); replication_kit.auto_rejoin is off: run SELECT rk_rejoin()",
+						 v->peers[p].name, diverged ? why : "its WAL diverged?");
 		return RK_EV_NONE;
 	}
+	v->ctx->retry_seen_ms = 0;
 	start_rewind(v, p);
 	return RK_EV_NONE;
 }

@@ -502,9 +502,12 @@ standby_event(RkView *v)
 
 /*
  * Does this standby fail to follow its primary onto a newer timeline?  It
- * has contact, streams from it, but neither receives nor replays the
- * primary's timeline for a while: its WAL went past the fork point (it got
- * WAL from the old primary that the new one never had).
+ * has contact and streams from it, and the primary's timeline forked off
+ * this node's before the point this node replayed (it got WAL from the old
+ * primary that the new one never had): decided from the timeline history
+ * at once (rk_fork_state).  While the history is not here yet, or if it
+ * says the node can follow but the node still does not after a grace
+ * period, it is treated as diverged too: a rewind is the way out.
  */
 static bool
 diverged(RkView *v)
@@ -513,6 +516,7 @@ diverged(RkView *v)
 	TimeLineID	rcv_tli = 0;
 	TimeLineID	replay_tli;
 	RkPeer	   *p;
+	char		why[RK_REASON_LEN];
 
 	if (v->primary_idx < 0 || v->primary_idx != v->upstream_idx)
 	{
@@ -526,6 +530,11 @@ diverged(RkView *v)
 	{
 		*since = 0;
 		return false;
+	}
+	if (rk_fork_state(p->timeline, why, sizeof(why)) == RK_FORK_DIVERGED)
+	{
+		snprintf(v->why, sizeof(v->why), "%s is on timeline %u: %s", p->name, p->timeline, why);
+		return true;
 	}
 	if (*since == 0)
 		*since = v->mono;
