@@ -19,6 +19,7 @@ int			rk_probe_timeout_ms = 1000;
 int			rk_failover_timeout_ms = 5000;
 int			rk_fence_timeout_ms = 3000;
 bool		rk_auto_failover = true;
+bool		rk_remove_without_majority = false;
 bool		rk_auto_rejoin = true;
 char	   *rk_simulate_partition = NULL;
 
@@ -75,6 +76,13 @@ rk_define_settings(void)
 							 NULL,
 							 &rk_auto_rejoin, true,
 							 PGC_SIGHUP, 0, NULL, NULL, NULL);
+
+	DefineCustomBoolVariable("replication_kit.remove_without_majority",
+							 "Let rk_remove_standby remove a node from a primary that has no majority.",
+							 "Only for nodes that are gone for good: removing nodes from a primary cut "
+							 "off from the others could let it accept commits next to the primary they elect.",
+							 &rk_remove_without_majority, false,
+							 PGC_SUSET, GUC_NOT_IN_SAMPLE, NULL, NULL, NULL);
 
 	DefineCustomStringVariable("replication_kit.simulate_partition",
 							   "For tests: nodes this node behaves as if cut off from.",

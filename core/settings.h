@@ -18,6 +18,7 @@ extern int	rk_failover_timeout_ms;
 extern int	rk_fence_timeout_ms;
 extern bool rk_auto_failover;
 extern bool rk_auto_rejoin;
+extern bool rk_remove_without_majority;
 extern char *rk_simulate_partition;
 
 extern void rk_define_settings(void);

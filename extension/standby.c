@@ -30,6 +30,7 @@
 
 #include "core/config.h"
 #include "core/conninfo.h"
+#include "core/guard.h"
 #include "core/registry.h"
 #include "core/settings.h"
 #include "core/shmem.h"
@@ -328,6 +329,7 @@ rk_remove_standby(PG_FUNCTION_ARGS)
 	RemoveStandby rs = {0};
 	char	   *role;
 	char	   *sync;
+	char	   *joined;
 	int			num_sync;
 	int			sync_count;
 
@@ -352,6 +354,20 @@ rk_remove_standby(PG_FUNCTION_ARGS)
 				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
 				 errmsg("node \"%s\" is the primary and cannot be removed", rs.name),
 				 errhint("Switch over to another node with rk_switchover() first.")));
+
+	/*
+	 * A primary that cannot reach a majority must not make one by removing
+	 * nodes: the nodes it cannot reach may be electing a new primary right
+	 * now, and with fewer members this one would hold a lease again.
+	 */
+	joined = rk_query_value(psprintf("SELECT joined_at IS NOT NULL FROM %s WHERE node_name = $1", rk_table("rk_nodes")),
+							1, (Oid[]) {TEXTOID}, (Datum[]) {CStringGetTextDatum(rs.name)});
+	if (strcmp(joined, "t") == 0 && !rk_acknowledges_commits() && !rk_remove_without_majority)
+		ereport(ERROR,
+				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+				 errmsg("cannot remove \"%s\" while this primary has no majority", rs.name),
+				 errdetail("This primary is fenced or its lease has run out. Removing nodes that count for the majority could let it accept commits again while the nodes it cannot reach elect another primary."),
+				 errhint("Restore contact with a majority first (rk_status() shows who answers). Only if the other nodes are gone for good and cannot come back: SET replication_kit.remove_without_majority = on, then remove them.")));
 
 	num_sync = atoi(rk_query_value(psprintf("SELECT num_sync FROM %s", rk_table("rk_cluster")), 0, NULL, NULL));
 	sync_count = rk_registry_sync_standby_count();

@@ -299,9 +299,15 @@ run_election(RkView *v, const char *mode, uint64 term, StringInfo result)
 	rk_journal(v, "votes", v->self, "term " UINT64_FORMAT ": %d of %d (majority %d); %s",
 			   term, votes, v->members, v->majority, detail.data);
 
-	if (more_wal[0] && !force)
+	/*
+	 * Not even force promotes past a node with more WAL: that node can be
+	 * the new primary instead, and nothing is lost.  (A node that cannot
+	 * tell how far its WAL goes yet counts as one with more.)
+	 */
+	if (more_wal[0])
 	{
-		appendStringInfo(result, "%s has more WAL than %s; it should be the new primary", more_wal, v->self);
+		appendStringInfo(result, "%s has more WAL than %s (or cannot tell yet); fail over to it instead: rk_failover('%s'%s)",
+						 more_wal, v->self, more_wal, force ? ", force => true" : "");
 		return false;
 	}
 	if (!force && votes < v->majority)
@@ -316,14 +322,13 @@ run_election(RkView *v, const char *mode, uint64 term, StringInfo result)
 						 heard_sync, listed, need, v->method, v->num_sync);
 		return false;
 	}
-	if (force && (votes < v->majority || heard_sync < need || more_wal[0]))
-		appendStringInfo(result, "WARNING: forced without %s%s%s; commits acknowledged only by the nodes not heard from may be lost. ",
+	if (force && (votes < v->majority || heard_sync < need))
+		appendStringInfo(result, "WARNING: forced without %s%s; commits acknowledged only by the nodes not heard from may be lost. ",
 						 votes < v->majority ? "a majority" : "",
-						 heard_sync < need ? (votes < v->majority ? " and the synchronous quorum" : "the synchronous quorum") : "",
-						 more_wal[0] ? psprintf(" (%s has more WAL)", more_wal) : "");
+						 heard_sync < need ? (votes < v->majority ? " and the synchronous quorum" : "the synchronous quorum") : "");
 	appendStringInfo(result, "%d of %d votes in term " UINT64_FORMAT, votes, v->members, term);
 	v->ctx->won_forced = force && votes < v->majority;
-	v->ctx->won_loss = force && (votes < v->majority || heard_sync < need || more_wal[0]);
+	v->ctx->won_loss = force && (votes < v->majority || heard_sync < need);
 	v->ctx->won_term = term;
 	v->ctx->won_at_ms = v->mono;
 	strlcpy(v->ctx->won_how, result->data, sizeof(v->ctx->won_how));
@@ -647,6 +652,33 @@ failover_from_live_primary(RkView *v, bool planned, StringInfo result)
 }
 
 /*
+ * A forced failover that cannot reach the primary from here must not
+ * promote next to a primary that is alive elsewhere: if another node had
+ * contact with it within failover_timeout (by its last probe), the primary
+ * still runs, may still hold its lease, and this node cannot fence it.
+ * Returns true (and says so in `result`) in that case.
+ */
+static bool
+primary_alive_elsewhere(RkView *v, StringInfo result)
+{
+	for (int i = 0; i < v->npeers; i++)
+	{
+		RkPeer	   *p = &v->peers[i];
+
+		if (p->is_self || i == v->primary_idx || !p->reachable || !p->in_recovery)
+			continue;
+		if (p->silence_ms < rk_failover_timeout_ms)
+		{
+			appendStringInfo(result, "the primary %s is not reachable from %s, but %s had contact with it %ld ms ago: it is alive and cannot be fenced from here; fix the network or stop it, then try again",
+							 v->primary_idx >= 0 ? v->peers[v->primary_idx].name : "(unknown)",
+							 v->self, p->name, p->silence_ms);
+			return true;
+		}
+	}
+	return false;
+}
+
+/*
  * FOLLOWING, SUSPECTING, PRIMARY_LOST --MANUAL_FAILOVER-->: an operator's
  * failover (or switchover) to this node.  A dry run only explains; a
  * refused one answers at once; a won election returns ELECTION_WON, and
@@ -690,6 +722,8 @@ rk_act_manual_failover(RkView *v)
 	}
 	else if (primary_up)
 		ok = failover_from_live_primary(v, planned, result);
+	else if (force && primary_alive_elsewhere(v, result))
+		ok = false;
 	else if (!force && !rk_quorum_ready(v, reason, sizeof(reason)))
 	{
 		appendStringInfo(result, "%s; pass force => true to promote anyway", reason);
