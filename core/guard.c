@@ -55,6 +55,14 @@ static bool ack_check_pending = false;
 static XLogRecPtr ack_check_lsn = InvalidXLogRecPtr;
 
 /*
+ * Did PostgreSQL wait for the synchronous standbys at all?  A commit whose
+ * transaction wrote no WAL before its commit record (it touched only
+ * temporary or unlogged tables) is not waited for: nothing of it needs a
+ * standby.  PREPARE TRANSACTION and COMMIT PREPARED always wait.
+ */
+static bool ack_sync_waited = false;
+
+/*
  * May this node make a transaction's outcome durable now?  Only on a
  * primary the worker (or the state file at startup) marked as needing a
  * lease; everything else costs two atomic reads.  `what` names the step
@@ -156,7 +164,7 @@ confirm_acknowledgement(XLogRecPtr commit_end)
 
 	if (!rk_acknowledges_commits())
 		why = "this primary lost its lease or was fenced while the commit waited for its standbys";
-	else if (sync_wait_cut_short(commit_end))
+	else if (ack_sync_waited && sync_wait_cut_short(commit_end))
 		why = "the wait for the synchronous standbys ended before they confirmed it";
 	else
 		return;
@@ -199,7 +207,11 @@ rk_commit_guard(XactEvent event, void *arg)
 				return;
 			guard_check(event == XACT_EVENT_PRE_PREPARE ? "prepare a transaction" : "commit");
 			if (rk_shared != NULL && !rk_guard_bypass && !RecoveryInProgress())
+			{
 				ack_check_pending = true;
+				/* As RecordTransactionCommit decides whether to wait. */
+				ack_sync_waited = event == XACT_EVENT_PRE_PREPARE || XactLastRecEnd != InvalidXLogRecPtr;
+			}
 			return;
 		case XACT_EVENT_COMMIT:
 		case XACT_EVENT_PREPARE:
@@ -269,6 +281,7 @@ rk_guard_utility_done(Node *parsetree)
 		return;
 	ack_check_pending = true;
 	ack_check_lsn = XactLastRecEnd;
+	ack_sync_waited = true;
 }
 
 /*
