@@ -55,6 +55,7 @@
 #define RK_DIVERGED_GRACE_MS		8000	/* a standby stuck behind a newer timeline it may follow */
 #define RK_REJOIN_FOLLOW_GRACE_MS	8000	/* ... and one started as a standby, when its history is unknown */
 #define RK_REJOIN_BACKOFF_MAX_MS	60000	/* longest pause between two rewinds that found no source */
+#define RK_REJOIN_SETTLE_MS		1500	/* a diverged standby just started stays up this long first */
 #define RK_FENCE_AT_START_MS		6000	/* the postmaster asks the other nodes for this long */
 #define RK_FENCE_AT_START_TRY_MS	2000	/* ... one node at most this long per attempt */
 #define RK_FENCE_AT_START_PAUSE_MS	300 /* ... and pauses between attempts */

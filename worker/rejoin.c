@@ -385,6 +385,15 @@ rk_act_check_rejoin(RkView *v)
 	if (!retrying)
 	{
 		diverged = rk_fork_state(v->peers[p].timeline, why, sizeof(why)) == RK_FORK_DIVERGED;
+		/*
+		 * Not in the very first moment: whoever started the server (pg_ctl
+		 * start -w) should see it up before the rewind takes it down.
+		 */
+		if (diverged && v->mono - v->ctx->follow_since < RK_REJOIN_SETTLE_MS)
+		{
+			rk_set_readiness("rejoining: %s; the rewind from %s starts in a moment", why, v->peers[p].name);
+			return RK_EV_NONE;
+		}
 		if (!diverged && v->mono - v->ctx->follow_since < RK_REJOIN_FOLLOW_GRACE_MS)
 		{
 			rk_set_readiness("rejoining: waiting to stream from %s%s%s%s", v->peers[p].name,
