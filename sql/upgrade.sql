@@ -1,6 +1,7 @@
 -- The upgrade chain: 1.0 updated to the newest version must be the same
 -- extension as the newest installed afresh (functions with their
--- arguments, results, volatility and privileges; tables and columns).
+-- arguments, results, volatility, privileges and settings such as the
+-- pinned search_path; tables and columns).
 SET synchronous_commit = local;
 SET client_min_messages = warning;
 
@@ -8,7 +9,7 @@ CREATE FUNCTION pg_temp.rk_objects() RETURNS TABLE (kind text, name text, detail
 LANGUAGE sql AS $$
     SELECT 'function', p.proname || '(' || pg_catalog.pg_get_function_identity_arguments(p.oid) || ')',
            pg_catalog.pg_get_function_result(p.oid) || ' ' || p.provolatile::text || ' ' ||
-           coalesce(p.proacl::text, 'default')
+           coalesce(p.proacl::text, 'default') || ' ' || coalesce(p.proconfig::text, 'no settings')
       FROM pg_catalog.pg_proc p
       JOIN pg_catalog.pg_depend d ON d.classid = 'pg_catalog.pg_proc'::regclass AND d.objid = p.oid
      WHERE d.refclassid = 'pg_catalog.pg_extension'::regclass AND d.deptype = 'e'
@@ -41,3 +42,8 @@ UNION ALL
 (SELECT 'only in a fresh install', * FROM fresh EXCEPT SELECT 'only in a fresh install', * FROM updated)
 ORDER BY 1, 2, 3;
 SELECT count(*) > 20 AS compared_enough FROM fresh;
+
+-- Every function runs with the pinned search_path.
+SELECT count(*) AS functions_without_pinned_search_path
+  FROM fresh
+ WHERE kind = 'function' AND detail NOT LIKE '%search_path=pg_catalog, pg_temp%';

@@ -849,6 +849,8 @@ rk_worker_main(Datum main_arg)
 	pgstat_report_appname("replication_kit worker");
 	/* A fenced primary looks read-only to clients, but not to its worker. */
 	SetConfigOption("default_transaction_read_only", "off", PGC_SUSET, PGC_S_OVERRIDE);
+	/* Nothing planted in a schema of a configured search_path runs here. */
+	SetConfigOption("search_path", "pg_catalog, pg_temp", PGC_SUSET, PGC_S_OVERRIDE);
 
 	LWLockAcquire(rk_shared->lock, LW_EXCLUSIVE);
 	rk_shared->worker_pid = MyProcPid;
