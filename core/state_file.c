@@ -186,6 +186,16 @@ rk_state_save_locked(const RkNodeState *st)
 {
 	if (rk_shared->state_loaded && memcmp(st, &rk_shared->state, sizeof(RkNodeState)) == 0)
 		return;
+
+	/*
+	 * A primary that learns of a newer term than the one it won was
+	 * replaced: whoever restarts it, even without this library preloaded,
+	 * it must come back as a standby.  standby.signal goes to disk before
+	 * the term does.
+	 */
+	if (st->won_term > 0 && st->term > st->won_term && !RecoveryInProgress() &&
+		access(STANDBY_SIGNAL_FILE, F_OK) != 0)
+		rk_durable_write(STANDBY_SIGNAL_FILE, "", 0, pg_file_create_mode);
 	rk_state_write(st);
 	rk_shared->state = *st;
 	rk_shared->state_loaded = true;

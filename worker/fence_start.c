@@ -203,7 +203,13 @@ rk_fence_at_start(void)
 	if (!rk_state_read(&st) || strcmp(st.role, "primary") != 0 || st.members < 2 ||
 		st.npeers == 0 || st.repl_role[0] == '\0')
 		return;
-	if (access(STANDBY_SIGNAL_FILE, F_OK) == 0 || access(RECOVERY_SIGNAL_FILE, F_OK) == 0)
+	/*
+	 * A standby already, unless it is a replaced primary (which wrote
+	 * standby.signal the moment it learned of the newer term): that one
+	 * still gets its upstream and its rejoin check below.
+	 */
+	if ((access(STANDBY_SIGNAL_FILE, F_OK) == 0 && rk_state_elected(&st)) ||
+		access(RECOVERY_SIGNAL_FILE, F_OK) == 0)
 		return;
 
 	majority = st.members / 2 + 1;
