@@ -362,7 +362,7 @@ rk_remove_standby(PG_FUNCTION_ARGS)
 	 */
 	joined = rk_query_value(psprintf("SELECT joined_at IS NOT NULL FROM %s WHERE node_name = $1", rk_table("rk_nodes")),
 							1, (Oid[]) {TEXTOID}, (Datum[]) {CStringGetTextDatum(rs.name)});
-	if (strcmp(joined, "t") == 0 && !rk_acknowledges_commits() && !rk_remove_without_majority)
+	if (joined != NULL && strcmp(joined, "t") == 0 && !rk_acknowledges_commits() && !rk_remove_without_majority)
 		ereport(ERROR,
 				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
 				 errmsg("cannot remove \"%s\" while this primary has no majority", rs.name),

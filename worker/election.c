@@ -239,7 +239,8 @@ request_votes(RkView *v, uint64 term, const char *mode, int *heard_sync,
 		if (v->peers[i].is_self || rk_partitioned_from(v->peers[i].name))
 			continue;
 		rk_call_init(&calls[ncalls], v->peers[i].host, v->peers[i].port, v->repl_role, v->self,
-					 "SELECT * FROM rk_request_vote($1, $2::bigint, $3::int, $4::pg_lsn, $5)", 5, params);
+					 psprintf("SELECT * FROM %s.rk_request_vote($1, $2::bigint, $3::int, $4::pg_lsn, $5)",
+							  v->schema_q), 5, params);
 		calls[ncalls].peer_index = i;
 		ncalls++;
 	}
@@ -258,6 +259,17 @@ request_votes(RkView *v, uint64 term, const char *mode, int *heard_sync,
 		}
 		if (a.granted && p->joined)
 			votes++;
+		/*
+		 * A node out of recovery (the old primary, fenced or lease-less) is
+		 * no voter, and the WAL it wrote after its lease ran out (abort
+		 * records of refused commits) holds nothing acknowledged: whatever
+		 * it acknowledged is on the synchronous standbys heard from.
+		 */
+		if (a.refusal == RK_REFUSAL_NOT_STANDBY)
+		{
+			appendStringInfo(detail, "%s%s: %s", detail->len ? "; " : "", p->name, a.reason);
+			continue;
+		}
 		/*
 		 * More WAL than ours, whatever the voter refused for; a voter that
 		 * cannot tell yet may have more, and is not "heard" either.
@@ -547,7 +559,8 @@ fence_primary(RkView *v, uint64 term, bool planned, StringInfo result)
 	params[1] = term_s;
 	params[2] = planned ? "true" : "false";
 	rk_call_init(&call, p->host, p->port, v->repl_role, v->self,
-				 "SELECT * FROM rk_peer_fence($1, $2::bigint, $3::boolean)", 3, params);
+				 psprintf("SELECT * FROM %s.rk_peer_fence($1, $2::bigint, $3::boolean)", v->schema_q),
+				 3, params);
 	rk_calls_run(&call, 1, rk_probe_timeout_ms * RK_FENCE_CALL_FACTOR);
 	if (rk_answer_fence(&call, &answer))
 	{
@@ -584,6 +597,7 @@ take_request(RkWorkerContext *ctx, bool *force, bool *dry_run, bool *planned)
 	LWLockRelease(rk_shared->lock);
 	ctx->manual_pending = true;
 	ctx->won_loss = false;
+	ctx->won_forced = false;
 	if (ctx->manual_result.data == NULL)
 	{
 		MemoryContext old = MemoryContextSwitchTo(TopMemoryContext);
@@ -645,7 +659,12 @@ failover_from_live_primary(RkView *v, bool planned, StringInfo result)
 	}
 	initStringInfo(&votes);
 	v->lsn = rk_local_lsn();
-	(void) run_election(v, "force", term, &votes);
+	if (!run_election(v, "force", term, &votes))
+	{
+		appendStringInfo(result, "caught up, but %s; the primary stays fenced and the standbys elect a new one",
+						 votes.data);
+		return false;
+	}
 	appendStringInfo(result, "caught up; %s", votes.data);
 	v->ctx->won_term = v->st.term;
 	return true;
