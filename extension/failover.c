@@ -146,7 +146,8 @@ remote_failover_call(const char *self, const char *target, bool force, bool dry_
 				 errmsg("no replication role is set up"),
 				 errhint("Run rk_create_replicator() on the primary.")));
 	rk_call_init(&call, host, atoi(port), role, self,
-				 "SELECT * FROM rk_peer_failover($1::boolean, $2::boolean, $3::boolean)", 3, params);
+				 psprintf("SELECT * FROM %s.rk_peer_failover($1::boolean, $2::boolean, $3::boolean)",
+						  quote_identifier(rk_schema())), 3, params);
 	rk_calls_run(&call, 1, RK_REMOTE_FAILOVER_MS);
 	if (!rk_answer_failover(&call, &answer))
 		rk_call_report(&call, ERROR, psprintf("could not reach node \"%s\"", target));

@@ -79,6 +79,7 @@ typedef struct RkView
 	char		method[8];		/* synchronous policy */
 	int			num_sync;
 	char		repl_role[NAMEDATALEN];
+	char		schema_q[2 * NAMEDATALEN + 3];	/* the kit's schema, quoted: remote calls name it */
 	RkNodeState st;				/* this node's durable state at round start */
 	TimeLineID	tli;
 	XLogRecPtr	lsn;

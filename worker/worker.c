@@ -174,6 +174,8 @@ read_registry(RkView *v)
 	SPI_finish();
 
 	v->majority = v->members / 2 + 1;
+	/* The same schema on every node: the catalog is the primary's. */
+	strlcpy(v->schema_q, quote_identifier(rk_schema()), sizeof(v->schema_q));
 
 	carry_over_probes(v);
 	return true;
@@ -355,7 +357,8 @@ probe_peers(RkView *v, bool renew)
 			continue;
 		}
 		rk_call_init(&calls[ncalls], p->host, p->port, v->repl_role, v->self,
-					 "SELECT * FROM rk_peer_state($1, $2::bigint, $3::boolean)", 3, params);
+					 psprintf("SELECT * FROM %s.rk_peer_state($1, $2::bigint, $3::boolean)", v->schema_q),
+					 3, params);
 		calls[ncalls].peer_index = i;
 		ncalls++;
 	}
