@@ -422,6 +422,34 @@ leave_old_stream(const char *candidate, const char *role, RkRefusal *refusal, ch
 	return false;
 }
 
+/* The arguments of rk_request_vote, checked, and what this node compares them with. */
+static void
+read_vote_request(FunctionCallInfo fcinfo, VoteRequest *rq)
+{
+	char	   *mode;
+
+	if (PG_ARGISNULL(0) || PG_ARGISNULL(1) || PG_ARGISNULL(2) || PG_ARGISNULL(3) || PG_ARGISNULL(4))
+		ereport(ERROR,
+				(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
+				 errmsg("rk_request_vote arguments must not be null")));
+	rq->candidate = text_to_cstring(PG_GETARG_TEXT_PP(0));
+	rq->term = peer_term(fcinfo, 1, false);
+	rq->tli = (TimeLineID) PG_GETARG_INT32(2);
+	rq->lsn = PG_GETARG_LSN(3);
+	mode = text_to_cstring(PG_GETARG_TEXT_PP(4));
+	require_peer("rk_request_vote", rq->candidate);
+	if (strcmp(mode, "auto") != 0 && strcmp(mode, "manual") != 0 && strcmp(mode, "force") != 0)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("invalid vote mode \"%s\"", mode)));
+	rq->forced = strcmp(mode, "force") == 0;
+	rq->left_old_stream = false;
+	rq->need_ms = strcmp(mode, "auto") == 0 ? rk_failover_timeout_ms : rk_effective_fence_ms();
+	rq->self = rk_self_name();
+	rq->my_tli = rk_current_timeline();
+	rq->my_lsn = rk_local_lsn();
+}
+
 /*
  * rk_request_vote(candidate, term, timeline, lsn, mode): vote for
  * `candidate` as the primary of `term`, or say why not.  mode is 'auto'
@@ -435,7 +463,6 @@ Datum
 rk_request_vote(PG_FUNCTION_ARGS)
 {
 	VoteRequest rq;
-	char	   *mode;
 	TupleDesc	tupdesc;
 	Datum		values[6];
 	bool		nulls[6] = {0};
@@ -444,28 +471,9 @@ rk_request_vote(PG_FUNCTION_ARGS)
 	bool		granted;
 	RkNodeState st;
 
-	if (PG_ARGISNULL(0) || PG_ARGISNULL(1) || PG_ARGISNULL(2) || PG_ARGISNULL(3) || PG_ARGISNULL(4))
-		ereport(ERROR,
-				(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
-				 errmsg("rk_request_vote arguments must not be null")));
-	rq.candidate = text_to_cstring(PG_GETARG_TEXT_PP(0));
-	rq.term = peer_term(fcinfo, 1, false);
-	rq.tli = (TimeLineID) PG_GETARG_INT32(2);
-	rq.lsn = PG_GETARG_LSN(3);
-	mode = text_to_cstring(PG_GETARG_TEXT_PP(4));
-	require_peer("rk_request_vote", rq.candidate);
-	if (strcmp(mode, "auto") != 0 && strcmp(mode, "manual") != 0 && strcmp(mode, "force") != 0)
-		ereport(ERROR,
-				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-				 errmsg("invalid vote mode \"%s\"", mode)));
+	read_vote_request(fcinfo, &rq);
 	if (get_call_result_type(fcinfo, NULL, &tupdesc) != TYPEFUNC_COMPOSITE)
 		elog(ERROR, "return type must be a row type");
-	rq.forced = strcmp(mode, "force") == 0;
-	rq.left_old_stream = false;
-	rq.need_ms = strcmp(mode, "auto") == 0 ? rk_failover_timeout_ms : rk_effective_fence_ms();
-	rq.self = rk_self_name();
-	rq.my_tli = rk_current_timeline();
-	rq.my_lsn = rk_local_lsn();
 
 	LWLockAcquire(rk_shared->lock, LW_EXCLUSIVE);
 	rk_state_load_locked();

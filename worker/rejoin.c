@@ -323,6 +323,23 @@ retry_due(RkView *v, int p, bool *retrying)
 	return true;
 }
 
+/* The old primary follows the new one: the rejoin is over. */
+static void
+rejoined(RkView *v)
+{
+	RkNodeState st;
+
+	LWLockAcquire(rk_shared->lock, LW_EXCLUSIVE);
+	st = rk_shared->state;
+	st.rejoin_pending = false;
+	rk_state_save_locked(&st);
+	rk_shared->readiness[0] = '\0';
+	LWLockRelease(rk_shared->lock);
+	v->ctx->follow_since = 0;
+	v->ctx->retry_seen_ms = 0;
+	(void) unlink(RK_REJOIN_RETRY_FILE);
+}
+
 /*
  * REJOINING (an old primary started as a standby): does it follow the new
  * primary?  It does once it replays the new primary's timeline.  If the
@@ -336,7 +353,6 @@ rk_act_check_rejoin(RkView *v)
 {
 	int			p = primary_index(v);
 	TimeLineID	replay_tli;
-	RkNodeState st;
 	struct stat sb;
 	char		why[RK_REASON_LEN] = "";
 	bool		diverged = false;
@@ -355,15 +371,7 @@ rk_act_check_rejoin(RkView *v)
 	(void) GetXLogReplayRecPtr(&replay_tli);
 	if (v->peers[p].reachable && v->peers[p].timeline == replay_tli && WalRcvStreaming())
 	{
-		LWLockAcquire(rk_shared->lock, LW_EXCLUSIVE);
-		st = rk_shared->state;
-		st.rejoin_pending = false;
-		rk_state_save_locked(&st);
-		rk_shared->readiness[0] = '\0';
-		LWLockRelease(rk_shared->lock);
-		v->ctx->follow_since = 0;
-		v->ctx->retry_seen_ms = 0;
-		(void) unlink(RK_REJOIN_RETRY_FILE);
+		rejoined(v);
 		snprintf(v->why, sizeof(v->why), "streams from %s on timeline %u", v->peers[p].name, replay_tli);
 		return RK_EV_IS_STANDBY;
 	}
