@@ -22,14 +22,6 @@ $primary->safe_psql('postgres', 'CREATE TABLE writes (id int PRIMARY KEY, at tim
 $primary->safe_psql('postgres', 'CREATE TABLE local_writes (id serial PRIMARY KEY, at timestamptz)');
 $_->poll_query_until('postgres', "SELECT to_regclass('local_writes') IS NOT NULL") for ($pgslave, $pgasync);
 
-sub partition
-{
-	my ($node, $peers) = @_;
-	$node->safe_psql('postgres',
-		$peers ? "ALTER SYSTEM SET replication_kit.simulate_partition = '$peers'"
-		  : 'ALTER SYSTEM RESET replication_kit.simulate_partition');
-	$node->safe_psql('postgres', 'SELECT pg_reload_conf()');
-}
 
 my $w = start_writer(write_connstr(@all), $tmp);
 $primary->poll_query_until('postgres', 'SELECT count(*) > 20 FROM writes') or die;

@@ -16,18 +16,7 @@ use lib 't';
 use RKTest;
 
 my ($primary, $pgslave, $pgasync) = build_cluster();
-$primary->safe_psql('postgres', 'CREATE TABLE probe (v text)');
-$primary->safe_psql('postgres', "INSERT INTO probe VALUES ('before')");
-$_->poll_query_until('postgres', "SELECT count(*) = 1 FROM probe") or die for ($pgslave, $pgasync);
-
-# WAL only pgmaster has: its WAL senders are frozen, the commit is local.
-my @senders = split /\n/, $primary->safe_psql('postgres', 'SELECT pid FROM pg_stat_replication');
-kill 'STOP', @senders;
-$primary->safe_psql('postgres', "SET synchronous_commit = local; INSERT INTO probe VALUES ('diverged')");
-kill9($primary);
-my $new = wait_for_primary(120, $pgslave, $pgasync);
-is($new ? $new->name : '', 'pgslave', 'pgslave is promoted');
-ok(wait_follows($pgasync, $new, 120), 'pgasyncslave follows it');
+my $new = fail_over_diverged($primary, $pgslave, $pgasync);
 
 # pgslave takes no new connection for 20 s; pgmaster starts meanwhile.
 my @postmaster = node_pids($new);

@@ -26,14 +26,6 @@ $primary->safe_psql('postgres', 'CREATE TABLE probe (v text)');
 $primary->safe_psql('postgres', "INSERT INTO probe VALUES ('before')");
 $_->poll_query_until('postgres', "SELECT count(*) = 1 FROM probe") or die for ($pgslave, $pgasync);
 
-sub partition
-{
-	my ($node, $peers) = @_;
-	$node->safe_psql('postgres',
-		$peers ? "ALTER SYSTEM SET replication_kit.simulate_partition = '$peers'"
-		  : 'ALTER SYSTEM RESET replication_kit.simulate_partition');
-	$node->safe_psql('postgres', 'SELECT pg_reload_conf()');
-}
 
 # Has `node` had no contact with the primary for `ms`?  (Its own view, as
 # it answers a probe.)

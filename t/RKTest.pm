@@ -18,7 +18,7 @@ our @EXPORT = qw(new_kit_node setup_primary clone_standby build_cluster
   kit_settings wait_for_sync_state status_of wait_until psql_ok
   write_connstr start_writer stop_writer acked_missing wait_for_primary
   freeze_node thaw_node node_pids reclone run_clone_command kill9 poll_ok wait_follows
-  $REPL_PASSWORD);
+  partition fail_over_diverged $REPL_PASSWORD);
 
 our $REPL_PASSWORD = 'rk-secret-pw';
 
@@ -210,6 +210,38 @@ sub wait_for_primary
 		return @p == 1;
 	}, $timeout);
 	return $found;
+}
+
+# replication_kit.simulate_partition on one node: the node names it behaves
+# as cut off from (undef: none).  Set it on both sides of a cut.
+sub partition
+{
+	my ($node, $peers) = @_;
+	$node->safe_psql('postgres',
+		$peers ? "ALTER SYSTEM SET replication_kit.simulate_partition = '$peers'"
+		  : 'ALTER SYSTEM RESET replication_kit.simulate_partition');
+	$node->safe_psql('postgres', 'SELECT pg_reload_conf()');
+	return;
+}
+
+# A table `probe` with the row 'before' on every node; then a row
+# 'diverged' that only the primary has (its WAL senders frozen, the commit
+# local), the primary killed, and the failover to pgslave, which
+# pgasyncslave follows.  Returns the new primary.
+sub fail_over_diverged
+{
+	my ($primary, $pgslave, $pgasync) = @_;
+	$primary->safe_psql('postgres', 'CREATE TABLE probe (v text)');
+	$primary->safe_psql('postgres', "INSERT INTO probe VALUES ('before')");
+	$_->poll_query_until('postgres', "SELECT count(*) = 1 FROM probe") or die for ($pgslave, $pgasync);
+	my @senders = split /\n/, $primary->safe_psql('postgres', 'SELECT pid FROM pg_stat_replication');
+	kill 'STOP', @senders;
+	$primary->safe_psql('postgres', "SET synchronous_commit = local; INSERT INTO probe VALUES ('diverged')");
+	kill9($primary);
+	my $new = wait_for_primary(120, $pgslave, $pgasync);
+	is($new ? $new->name : '', 'pgslave', 'pgslave is promoted');
+	ok(wait_follows($pgasync, $new, 120), 'pgasyncslave follows it');
+	return $new;
 }
 
 # The postmaster and all its children.
