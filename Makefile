@@ -13,6 +13,7 @@ MODULE_big = replication_kit
 OBJS = \
 	core/answers.o \
 	core/config.o \
+	core/credentials.o \
 	core/durable.o \
 	core/fsm.o \
 	core/conninfo.o \
@@ -44,7 +45,8 @@ OBJS = \
 EXTENSION = replication_kit
 DATA = extension/replication_kit--1.0.sql extension/replication_kit--1.1.sql \
 	extension/replication_kit--1.2.sql extension/replication_kit--1.0--1.1.sql \
-	extension/replication_kit--1.1--1.2.sql
+	extension/replication_kit--1.1--1.2.sql extension/replication_kit--1.3.sql \
+	extension/replication_kit--1.2--1.3.sql
 SCRIPTS = worker/rk_rejoin
 PGFILEDESC = "replication_kit - streaming replication setup and automatic failover"
 

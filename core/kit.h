@@ -35,6 +35,12 @@
 #define RK_REJOIN_FAILED_FILE "replication_kit.rejoin_failed"
 #define RK_REJOIN_RETRY_FILE "replication_kit.rejoin_retry"
 
+/*
+ * The role the nodes call each other as (core/credentials.c): made by
+ * rk_create_replicator() with a random secret that no person types.
+ */
+#define RK_NODE_ROLE		"replication_kit_node"
+
 /* Marks the pg_hba.conf lines the kit owns; it never edits any other line. */
 #define RK_HBA_MARK			"# replication_kit"
 

@@ -28,7 +28,8 @@ typedef struct RkNodeState
 	int			members;		/* nodes that count in a majority, as last seen */
 	bool		rejoin_pending; /* an old primary started as a standby: check it follows */
 	uint64		rewound_term;	/* the term of this node's last rewind */
-	char		repl_role[NAMEDATALEN]; /* the role peers are reached as */
+	char		repl_role[NAMEDATALEN]; /* the role standbys stream as */
+	char		schema[NAMEDATALEN];	/* the kit's schema, which calls name ("": unknown) */
 
 	/*
 	 * The other nodes, as the registry last listed them: the postmaster

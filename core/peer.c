@@ -14,7 +14,7 @@
  * failure; a fresh one is made next time.  The postmaster keeps none: its
  * children must not inherit a peer's socket.
  *
- * Peers are reached as the kit's replication role, with the password file
+ * Peers are reached as the kit's node role, with the secret from the password file
  * the kit keeps in PGDATA, on replication_kit.database.
  *
  *-------------------------------------------------------------------------
@@ -31,6 +31,7 @@
 #include "utils/timestamp.h"
 
 #include "core/clock.h"
+#include "core/credentials.h"
 #include "core/peer.h"
 #include "core/settings.h"
 
@@ -161,8 +162,10 @@ call_start(RkCall *c)
 	char		timeout[16];
 	char		passfile[MAXPGPATH];
 	char		appname[NAMEDATALEN + 32];
-	const char *keys[10];
-	const char *vals[10];
+	char	   *password;
+	char		options[64];
+	const char *keys[12];
+	const char *vals[12];
 	int			n = 0;
 
 	c->res = NULL;
@@ -181,19 +184,32 @@ call_start(RkCall *c)
 	snprintf(portstr, sizeof(portstr), "%d", c->port);
 	snprintf(timeout, sizeof(timeout), "%d", RK_PEER_CONNECT_TIMEOUT_S);
 	snprintf(passfile, sizeof(passfile), "%s/%s", DataDir, RK_PASS_FILE);
+	password = rk_passfile_password(c->user);
+	snprintf(options, sizeof(options), "-c replication_kit.peer_system_identifier=%s", rk_system_identifier());
 	snprintf(appname, sizeof(appname), "replication_kit %s", c->self_name ? c->self_name : "");
 	keys[n] = "host"; vals[n++] = c->host;
 	keys[n] = "port"; vals[n++] = portstr;
 	keys[n] = "dbname"; vals[n++] = rk_database;
 	keys[n] = "user"; vals[n++] = c->user;
 	keys[n] = "passfile"; vals[n++] = passfile;
+	if (password != NULL)
+	{
+		keys[n] = "password";
+		vals[n++] = password;
+	}
 	keys[n] = "application_name"; vals[n++] = appname;
 	keys[n] = "connect_timeout"; vals[n++] = timeout;	/* a backstop; the call's deadline rules */
 	keys[n] = "keepalives_idle"; vals[n++] = "5";
 	keys[n] = "sslmode"; vals[n++] = "prefer";
+	keys[n] = "options"; vals[n++] = options;
 	keys[n] = NULL; vals[n] = NULL;
 
 	pc->conn = PQconnectStartParams(keys, vals, 0);
+	if (password != NULL)
+	{
+		memset(password, 0, strlen(password));
+		pfree(password);
+	}
 	c->conn = pc->conn;
 	/* A peer's notices (say, "terminating connection") are not ours to log. */
 	if (c->conn)

@@ -140,6 +140,17 @@ rk_validate_host(const char *host)
 					 errmsg("invalid host \"%s\"", host),
 					 errdetail("A host name may contain only letters, digits, hyphens and dots.")));
 	}
+	/*
+	 * Not an address, and not a DNS name either: "10.1" or "1234" would be
+	 * read as an IPv4 address by some readers (inet_aton) and as a name by
+	 * others.
+	 */
+	if (strspn(host, "0123456789.") == len)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("invalid host \"%s\"", host),
+				 errdetail("It is neither an IP address in full nor a DNS name."),
+				 errhint("Write an IPv4 address with four numbers, such as 192.0.2.10.")));
 	/* Written into pg_hba.conf, these would mean "any address". */
 	if (pg_strcasecmp(host, "all") == 0 || pg_strcasecmp(host, "samehost") == 0 ||
 		pg_strcasecmp(host, "samenet") == 0)

@@ -22,6 +22,47 @@ bool		rk_auto_failover = true;
 bool		rk_remove_without_majority = false;
 bool		rk_auto_rejoin = true;
 char	   *rk_simulate_partition = NULL;
+char	   *rk_peer_system_identifier = NULL;
+
+/*
+ * The kit's database goes into pg_hba.conf and into connection strings: one
+ * word that no pg_hba.conf reader can take for a keyword, a list or a file.
+ */
+static bool
+check_database(char **newval, void **extra, GucSource source)
+{
+	const char *db = *newval;
+	static const char *const keywords[] = {"all", "sameuser", "samerole", "samegroup", "replication"};
+
+	if (db == NULL || db[0] == '\0')
+	{
+		GUC_check_errdetail("The database name must not be empty.");
+		return false;
+	}
+	if (db[0] == '+' || db[0] == '@' || db[0] == '/')
+	{
+		GUC_check_errdetail("A database name starting with \"%c\" means something else in pg_hba.conf.", db[0]);
+		return false;
+	}
+	for (const char *p = db; *p; p++)
+	{
+		if ((unsigned char) *p <= ' ' || *p == 0x7f || *p == '"' || *p == ',' || *p == '#' ||
+			*p == '\'' || *p == '\\')
+		{
+			GUC_check_errdetail("The kit's database name may not contain white space, quotes, commas, '#' or backslashes.");
+			return false;
+		}
+	}
+	for (int i = 0; i < lengthof(keywords); i++)
+	{
+		if (pg_strcasecmp(db, keywords[i]) == 0)
+		{
+			GUC_check_errdetail("\"%s\" is a pg_hba.conf keyword.", db);
+			return false;
+		}
+	}
+	return true;
+}
 
 /* Called once, from _PG_init in the postmaster. */
 void
@@ -38,7 +79,7 @@ rk_define_settings(void)
 							   "Database the replication_kit worker connects to.",
 							   "CREATE EXTENSION replication_kit must be run in this database.",
 							   &rk_database, "postgres",
-							   PGC_POSTMASTER, 0, NULL, NULL, NULL);
+							   PGC_POSTMASTER, 0, check_database, NULL, NULL);
 
 	DefineCustomIntVariable("replication_kit.probe_interval",
 							"How often the worker probes the other nodes.",
@@ -91,6 +132,13 @@ rk_define_settings(void)
 							   "ended, as if the network between them were down.",
 							   &rk_simulate_partition, "",
 							   PGC_SIGHUP, GUC_NOT_IN_SAMPLE, NULL, NULL, NULL);
+
+	DefineCustomStringVariable("replication_kit.peer_system_identifier",
+							   "Set by the kit on its node-to-node connections: the caller's database system identifier.",
+							   "A node refuses calls from a node of another cluster.",
+							   &rk_peer_system_identifier, "",
+							   PGC_USERSET, GUC_NOT_IN_SAMPLE | GUC_NO_SHOW_ALL | GUC_DISALLOW_IN_FILE,
+							   NULL, NULL, NULL);
 
 	MarkGUCPrefixReserved("replication_kit");
 }

@@ -20,6 +20,7 @@ extern bool rk_auto_failover;
 extern bool rk_auto_rejoin;
 extern bool rk_remove_without_majority;
 extern char *rk_simulate_partition;
+extern char *rk_peer_system_identifier;
 
 extern void rk_define_settings(void);
 extern int	rk_effective_fence_ms(void);

@@ -77,6 +77,8 @@ rk_state_read(RkNodeState *state)
 			state->rewound_term = strtoull(value, NULL, 10);
 		else if (strcmp(key, "repl_role") == 0)
 			strlcpy(state->repl_role, value, NAMEDATALEN);
+		else if (strcmp(key, "schema") == 0)
+			strlcpy(state->schema, value, NAMEDATALEN);
 		else if (strcmp(key, "peer") == 0 && state->npeers < RK_MAX_NODES)
 		{
 			char		name[NAMEDATALEN];
@@ -146,6 +148,7 @@ rk_state_write(const RkNodeState *state)
 	check_value("role", state->role);
 	check_value("primary_name", state->primary_name);
 	check_value("repl_role", state->repl_role);
+	check_value("schema", state->schema);
 	for (int i = 0; i < state->npeers; i++)
 	{
 		check_value("peer name", state->peer_name[i]);
@@ -165,10 +168,12 @@ rk_state_write(const RkNodeState *state)
 					 "members = %d\n"
 					 "rejoin_pending = %s\n"
 					 "rewound_term = " UINT64_FORMAT "\n"
-					 "repl_role = %s\n",
+					 "repl_role = %s\n"
+					 "schema = %s\n",
 					 state->node_name, state->term, state->voted_for, state->voted_term,
 					 state->won_term, state->role, state->primary_name, state->members,
-					 state->rejoin_pending ? "true" : "false", state->rewound_term, state->repl_role);
+					 state->rejoin_pending ? "true" : "false", state->rewound_term, state->repl_role,
+					 state->schema);
 	for (int i = 0; i < state->npeers; i++)
 		appendStringInfo(&buf, "peer = %s %s %d\n",
 						 state->peer_name[i], state->peer_host[i], state->peer_port[i]);

@@ -27,12 +27,14 @@
 
 #include "core/config.h"
 #include "core/conninfo.h"
+#include "core/credentials.h"
 #include "core/upstream.h"
 
 /*
  * primary_conninfo for streaming from host:port: the current one with host,
- * port and application_name replaced (so a passfile or SSL settings stay),
- * or a new one with the kit's role and password file.
+ * port and application_name replaced (so a passfile or SSL settings stay)
+ * and any password left out, or a new one with the kit's role; the
+ * password comes from the kit's password file.
  */
 char *
 rk_upstream_conninfo(const char *host, int port, const char *self, const char *role)
@@ -55,9 +57,12 @@ rk_upstream_conninfo(const char *host, int port, const char *self, const char *r
 				strcmp(o->keyword, "host") == 0 || strcmp(o->keyword, "hostaddr") == 0 ||
 				strcmp(o->keyword, "port") == 0 || strcmp(o->keyword, "application_name") == 0)
 				continue;
+			/* A password in primary_conninfo is printed in the server log on every change. */
+			if (strcmp(o->keyword, "password") == 0)
+				continue;
 			if (strcmp(o->keyword, "user") == 0)
 				have_user = true;
-			if (strcmp(o->keyword, "password") == 0 || strcmp(o->keyword, "passfile") == 0)
+			if (strcmp(o->keyword, "passfile") == 0)
 				have_secret = true;
 			rk_conninfo_append(&buf, o->keyword, o->val);
 		}
@@ -85,6 +90,40 @@ rk_point_upstream(const char *host, int port, const char *self, const char *role
 	if (slot == NULL || strcmp(slot, self) != 0)
 		rk_alter_system("primary_slot_name", self);
 	rk_reload_config();
+}
+
+/*
+ * A clone made with pg_basebackup -R has the password it logged in with in
+ * primary_conninfo, where every change of the setting would print it in
+ * the server log.  Once the password file can stand in for it (it has a
+ * line for that user), point the standby at the same upstream without it.
+ * The caller is in a transaction.  Returns true if it did.
+ */
+bool
+rk_upstream_drop_password(const char *self, const char *role)
+{
+	const char *cur = GetConfigOption("primary_conninfo", true, false);
+	PQconninfoOption *opts = (cur && cur[0]) ? PQconninfoParse(cur, NULL) : NULL;
+	bool		has_password = false;
+	char	   *user = NULL;
+	char	   *host;
+	int			port;
+
+	if (opts == NULL)
+		return false;
+	for (PQconninfoOption *o = opts; o->keyword; o++)
+	{
+		if (strcmp(o->keyword, "password") == 0 && o->val && o->val[0])
+			has_password = true;
+		if (strcmp(o->keyword, "user") == 0 && o->val && o->val[0])
+			user = pstrdup(o->val);
+	}
+	PQconninfoFree(opts);
+	if (!has_password || !rk_passfile_has_role(user ? user : role) ||
+		!rk_conninfo_target(cur, &host, &port))
+		return false;
+	rk_point_upstream(host, port, self, role);
+	return true;
 }
 
 /*

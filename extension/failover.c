@@ -29,6 +29,7 @@
 #include "lib/stringinfo.h"
 #include "utils/builtins.h"
 
+#include "core/credentials.h"
 #include "core/conninfo.h"
 #include "core/local.h"
 #include "core/peer.h"
@@ -124,7 +125,7 @@ request_failover(const char *funcname, char *target, bool force, bool dry_run, b
 	return result;
 }
 
-/* Carry the request to the target's worker, as the replication role. */
+/* Carry the request to the target's worker, as the node role. */
 static bool
 remote_failover_call(const char *self, const char *target, bool force, bool dry_run, bool planned,
 					 char **result, bool *forced_loss)
@@ -145,7 +146,7 @@ remote_failover_call(const char *self, const char *target, bool force, bool dry_
 				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
 				 errmsg("no replication role is set up"),
 				 errhint("Run rk_create_replicator() on the primary.")));
-	rk_call_init(&call, host, atoi(port), role, self,
+	rk_call_init(&call, host, atoi(port), rk_peer_user(role), self,
 				 psprintf("SELECT * FROM %s.rk_peer_failover($1::boolean, $2::boolean, $3::boolean)",
 						  quote_identifier(rk_schema())), 3, params);
 	rk_calls_run(&call, 1, RK_REMOTE_FAILOVER_MS);

@@ -12,8 +12,9 @@
  * kept in memory so that a caller whose later step fails can put it back.
  *
  * For each address the kit allows, it writes two lines: one for physical
- * replication, and one for the kit's own database, which the workers use
- * to probe each other and to vote.
+ * replication as the replication role, and one for the kit's own database
+ * as the node role (RK_NODE_ROLE), which the workers use to probe each
+ * other, to vote and to rewind.
  *
  *-------------------------------------------------------------------------
  */
@@ -188,8 +189,11 @@ static char *
 format_kit_line(const char *database, const char *role, const char *address,
 				const char *method, const char *owner_tag)
 {
+	/* The kit's database quoted, so that no name is read as a keyword. */
+	const char *db = strcmp(database, "replication") == 0 ? database : psprintf("\"%s\"", database);
+
 	return psprintf("%-7s %-15s %-15s %-23s %-15s %s%s%s",
-					"host", database, role, address, method, RK_HBA_MARK,
+					"host", db, role, address, method, RK_HBA_MARK,
 					owner_tag ? " node=" : "", owner_tag ? owner_tag : "");
 }
 
@@ -218,6 +222,8 @@ parse_kit_line(const char *line, HbaKitLine *out)
 		return false;
 
 	out->database = fields[1];
+	if (fields[1][0] == '"' && strlen(fields[1]) >= 2 && fields[1][strlen(fields[1]) - 1] == '"')
+		out->database = pnstrdup(fields[1] + 1, strlen(fields[1]) - 2);
 	out->role = fields[2];
 	out->address = fields[3];
 	out->method = fields[4];
@@ -393,10 +399,12 @@ hba_commit(RkHbaEdit *edit, const char *old, size_t old_len, const char *new_con
 }
 
 /*
- * Add the kit's two lines for (role, address, method), tagged with
+ * Add the kit's two lines for address: replication as `role` with
+ * `method`, and the kit's database as the node role.  They are tagged with
  * owner_tag (a standby's node name) or untagged for rk_allow_replication.
  * A kit line with the same database, role and address but another method
- * is replaced.  Returns the number of lines written (0: nothing to do).
+ * is replaced, and so is a line from before 1.3 that let `role` into the
+ * kit's database.  Returns the number of lines written (0: nothing to do).
  * (Long because it is one read-modify-write of the whole file: every kit
  * line is looked at once, under one view of the content.)
  */
@@ -407,6 +415,9 @@ rk_hba_add_lines(RkHbaEdit *edit, const char *role, const char *address,
 	size_t		len;
 	char	   *content = hba_begin(edit, &len);
 	const char *databases[2] = {"replication", rk_database};
+	const char *roles[2] = {role, RK_NODE_ROLE};
+	/* The node role has no client certificate: it always uses its secret. */
+	const char *methods[2] = {method, strcmp(method, "cert") == 0 ? "scram-sha-256" : method};
 	bool		present[2] = {false, false};
 	StringInfoData out;
 	char	   *line;
@@ -431,14 +442,20 @@ rk_hba_add_lines(RkHbaEdit *edit, const char *role, const char *address,
 		if (nl == NULL && *line == '\0')
 			break;
 
-		if (parse_kit_line(line, &k) && strcmp(k.role, role) == 0 &&
-			strcmp(k.address, address) == 0)
+		if (parse_kit_line(line, &k) && strcmp(k.address, address) == 0)
 		{
 			for (int i = 0; i < 2; i++)
 			{
 				if (strcmp(k.database, databases[i]) != 0)
 					continue;
-				if (strcmp(k.method, method) == 0 && !present[i])
+				if (strcmp(k.role, roles[i]) != 0)
+				{
+					/* Before 1.3 the workers used the replication role. */
+					if (i == 1 && strcmp(k.role, role) == 0)
+						drop = true;
+					continue;
+				}
+				if (strcmp(k.method, methods[i]) == 0 && !present[i])
 					present[i] = true;
 				else
 					drop = true;	/* other method, or a duplicate */
@@ -479,7 +496,7 @@ rk_hba_add_lines(RkHbaEdit *edit, const char *role, const char *address,
 				if (present[d])
 					continue;
 				appendStringInfo(&out, "%s\n",
-								 format_kit_line(databases[d], role, address, method, owner_tag));
+								 format_kit_line(databases[d], roles[d], address, methods[d], owner_tag));
 				changed++;
 			}
 		}
@@ -529,7 +546,8 @@ rk_hba_remove_lines(RkHbaEdit *edit, const char *role, const char *address,
 
 		if (parse_kit_line(line, &k))
 		{
-			bool		match = (role == NULL || strcmp(k.role, role) == 0) &&
+			bool		match = (role == NULL || strcmp(k.role, role) == 0 ||
+								 strcmp(k.role, RK_NODE_ROLE) == 0) &&
 				(address == NULL || strcmp(k.address, address) == 0) &&
 				(owner_tag == NULL ? k.owner[0] == '\0' : strcmp(k.owner, owner_tag) == 0);
 
@@ -578,22 +596,26 @@ rk_hba_covers(const char *database, const char *role, const char *host)
 	Datum		values[3];
 	int			ret;
 	bool		covered = false;
+	unsigned char addr[16];
+	bool		is_address = inet_pton(AF_INET, host, addr) == 1 || inet_pton(AF_INET6, host, addr) == 1;
 
 	values[0] = CStringGetTextDatum(database);
 	values[1] = CStringGetTextDatum(role);
 	values[2] = CStringGetTextDatum(host);
 
+	/* Only an address is compared with networks; a name, by name only. */
 	SPI_connect();
-	ret = SPI_execute_with_args(
-								"SELECT auth_method <> 'reject' FROM pg_catalog.pg_hba_file_rules "
-								"WHERE error IS NULL AND type LIKE 'host%' AND type NOT IN ('hostssl', 'hostgssenc') "
-								"  AND ($1 = ANY (database) OR ($1 <> 'replication' AND 'all' = ANY (database))) "
-								"  AND ($2 = ANY (user_name) OR 'all' = ANY (user_name)) "
-								"  AND (address = 'all' OR address = $3 "
-								"       OR (netmask IS NOT NULL AND $3 ~ '^[0-9a-fA-F:.]+$' "
-								"           AND pg_catalog.family($3::inet) = pg_catalog.family(address::inet) "
-								"           AND ($3::inet & netmask::inet) = (address::inet & netmask::inet))) "
-								"ORDER BY line_number LIMIT 1",
+	ret = SPI_execute_with_args(psprintf(
+										 "SELECT auth_method <> 'reject' FROM pg_catalog.pg_hba_file_rules "
+										 "WHERE error IS NULL AND type LIKE 'host%%' AND type NOT IN ('hostssl', 'hostgssenc') "
+										 "  AND ($1 = ANY (database) OR ($1 <> 'replication' AND 'all' = ANY (database))) "
+										 "  AND ($2 = ANY (user_name) OR 'all' = ANY (user_name)) "
+										 "  AND (address = 'all' OR address = $3 %s) "
+										 "ORDER BY line_number LIMIT 1",
+										 is_address ?
+										 "OR (netmask IS NOT NULL "
+										 "    AND pg_catalog.family($3::inet) = pg_catalog.family(address::inet) "
+										 "    AND ($3::inet & netmask::inet) = (address::inet & netmask::inet))" : ""),
 								3, argtypes, values, NULL, true, 1);
 	if (ret != SPI_OK_SELECT)
 		elog(ERROR, "could not read pg_hba_file_rules: %s", SPI_result_code_string(ret));

@@ -16,7 +16,7 @@
  *			hand a manual failover or switchover to this node's worker.
  *
  * They run in ordinary backends of the node being asked, connected as the
- * kit's replication role, so they take rk_shared->lock themselves and
+ * kit's node role (core/credentials.c), so they take rk_shared->lock themselves and
  * never trust the caller for more than the numbers it sends.
  *
  *-------------------------------------------------------------------------
@@ -48,6 +48,7 @@
 #include "utils/timestamp.h"
 #include "utils/varlena.h"
 
+#include "core/credentials.h"
 #include "core/guard.h"
 #include "core/local.h"
 #include "core/node_state.h"
@@ -139,19 +140,21 @@ require_registered_caller(const char *funcname, const char *caller)
 }
 
 /*
- * Callers are other nodes' workers, as the replication role, or superusers.
- * A name from another node ends up in the state file: the node-name rule
- * comes first, whoever calls.
+ * Callers are other nodes' workers, as the node role, or superusers; the
+ * replication role streams WAL and nothing more.  A name from another node
+ * ends up in the state file: the node-name rule comes first, whoever calls.
  */
 static void
 require_peer(const char *funcname, const char *caller)
 {
 	rk_require_preloaded();
-	if (!superuser() && !has_rolreplication(GetUserId()))
+	if (!rk_is_node_caller())
 		ereport(ERROR,
 				(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
 				 errmsg("permission denied for function %s", funcname),
-				 errdetail("Only superusers and replication roles may call the kit's node-to-node functions.")));
+				 errdetail("Only superusers and the kit's node role \"%s\" may call the node-to-node functions.",
+						   RK_NODE_ROLE)));
+	rk_require_same_cluster(funcname);
 	if (caller != NULL)
 		rk_validate_node_name(caller);
 	if (!superuser())
@@ -396,8 +399,8 @@ leave_old_stream(const char *candidate, const char *role, RkRefusal *refusal, ch
 		return true;
 
 	/*
-	 * The caller is another node's worker under the replication role, which
-	 * may not ALTER SYSTEM; the kit does it on its own authority, with a
+	 * The caller is another node's worker under the node role, which may
+	 * not ALTER SYSTEM; the kit does it on its own authority, with a
 	 * conninfo it builds itself from the registry's host and port.
 	 */
 	GetUserIdAndSecContext(&save_user, &save_sec);
@@ -586,7 +589,19 @@ rk_peer_fence(PG_FUNCTION_ARGS)
 	 * writing by then too.
 	 */
 	if (was_primary)
+	{
+		Oid			save_user;
+		int			save_sec;
+
+		/*
+		 * On the kit's authority: the node role may not end other roles'
+		 * processes, and would not even see whose WAL sender is whose.
+		 */
+		GetUserIdAndSecContext(&save_user, &save_sec);
+		SetUserIdAndSecContext(BOOTSTRAP_SUPERUSERID, save_sec | SECURITY_LOCAL_USERID_CHANGE);
 		rk_cut_walsenders(caller, false, RK_WALSENDER_CUT_TRIES);
+		SetUserIdAndSecContext(save_user, save_sec);
+	}
 
 	ereport(LOG,
 			(errmsg(RK_LOG_PREFIX "fenced by %s for term " UINT64_FORMAT, caller, term),

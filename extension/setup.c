@@ -29,11 +29,13 @@
 #include "libpq/scram.h"
 #include "miscadmin.h"
 #include "storage/fd.h"
+#include "utils/acl.h"
 #include "utils/builtins.h"
 #include "utils/formatting.h"
 #include "utils/guc.h"
 
 #include "core/config.h"
+#include "core/credentials.h"
 #include "core/node_state.h"
 #include "core/registry.h"
 #include "core/settings.h"
@@ -323,37 +325,6 @@ rk_setup_primary(PG_FUNCTION_ARGS)
 	return (Datum) 0;
 }
 
-/*
- * The kit's password file: "*:*:*:role:password" in a file only the server
- * user can read, the way libpq's passfile expects it.  The workers use it to
- * reach each other, and a standby cloned with pg_basebackup gets a copy.
- */
-static void
-write_passfile(const char *role, const char *password)
-{
-	StringInfoData buf;
-
-	initStringInfo(&buf);
-	appendStringInfo(&buf, "*:*:*:%s:", role);
-	for (const char *p = password; *p; p++)
-	{
-		if (*p == ':' || *p == '\\')
-			appendStringInfoChar(&buf, '\\');
-		appendStringInfoChar(&buf, *p);
-	}
-	appendStringInfoChar(&buf, '\n');
-
-	PG_TRY();
-	{
-		rk_durable_write(RK_PASS_FILE, buf.data, buf.len, S_IRUSR | S_IWUSR);
-	}
-	PG_FINALLY();
-	{
-		memset(buf.data, 0, buf.len);
-	}
-	PG_END_TRY();
-}
-
 typedef struct CreateReplicator
 {
 	const char *role;
@@ -364,48 +335,95 @@ typedef struct CreateReplicator
 } CreateReplicator;
 
 static void
+run_utility(const char *sql, const char *what)
+{
+	if (SPI_execute(sql, false, 0) != SPI_OK_UTILITY)
+		elog(ERROR, "could not %s", what);
+}
+
+/*
+ * The node role: made on first use with a random secret, kept (with its
+ * secret) when the replication role's password changes, so that the nodes
+ * never lose each other while the operator rotates the streaming password.
+ */
+static char *
+ensure_node_role(void)
+{
+	char	   *secret = NULL;
+	bool		exists = OidIsValid(get_role_oid(RK_NODE_ROLE, true));
+
+	if (exists)
+		secret = rk_credentials_password(RK_NODE_ROLE);
+	if (secret != NULL)
+		return secret;
+	secret = rk_credentials_new_secret();
+	run_utility(psprintf(exists ? "ALTER ROLE %s WITH LOGIN PASSWORD %s"
+						 : "CREATE ROLE %s WITH LOGIN NOSUPERUSER NOCREATEDB NOCREATEROLE "
+						 "NOREPLICATION NOBYPASSRLS NOINHERIT PASSWORD %s",
+						 quote_identifier(RK_NODE_ROLE),
+						 quote_literal_cstr(pg_be_scram_build_secret(secret))),
+				"create the node role");
+	return secret;
+}
+
+/*
+ * The node-to-node functions and what pg_rewind reads on its source go to
+ * the node role only; a replication role that had them (a cluster from
+ * before 1.3) loses them.
+ */
+static void
+grant_node_functions(const char *repl_role)
+{
+	const char *peer_functions = psprintf("%1$s.rk_peer_state(text, bigint, boolean), "
+										  "%1$s.rk_request_vote(text, bigint, integer, pg_lsn, text), "
+										  "%1$s.rk_peer_fence(text, bigint, boolean), "
+										  "%1$s.rk_peer_failover(boolean, boolean, boolean)",
+										  quote_identifier(rk_schema()));
+	const char *rewind_functions = "pg_catalog.pg_ls_dir(text, boolean, boolean), "
+		"pg_catalog.pg_stat_file(text, boolean), "
+		"pg_catalog.pg_read_binary_file(text), "
+		"pg_catalog.pg_read_binary_file(text, bigint, bigint, boolean)";
+
+	run_utility(psprintf("GRANT EXECUTE ON FUNCTION %s, %s TO %s", peer_functions, rewind_functions,
+						 quote_identifier(RK_NODE_ROLE)),
+				"grant the node-to-node functions");
+	run_utility(psprintf("REVOKE EXECUTE ON FUNCTION %s, %s FROM %s", peer_functions, rewind_functions,
+						 quote_identifier(repl_role)),
+				"revoke the node-to-node functions from the replication role");
+}
+
+static void
 create_replicator_steps(void *arg)
 {
 	CreateReplicator *cr = arg;
 	char	   *secret = pg_be_scram_build_secret(cr->password);
-	Oid			argtypes[1] = {TEXTOID};
-	Datum		values[1] = {CStringGetTextDatum(cr->role)};
+	char	   *node_secret;
+	Oid			argtypes[2] = {TEXTOID, TEXTOID};
+	Datum		values[2] = {CStringGetTextDatum(cr->role), CStringGetTextDatum(RK_NODE_ROLE)};
 	int			ret;
 
 	SPI_connect();
-	ret = SPI_execute(psprintf(cr->exists ? "ALTER ROLE %s WITH LOGIN PASSWORD %s"
-							   : "CREATE ROLE %s WITH LOGIN REPLICATION PASSWORD %s",
-							   quote_identifier(cr->role), quote_literal_cstr(secret)),
-					  false, 0);
-	if (ret != SPI_OK_UTILITY)
-		elog(ERROR, "could not create the replication role");
+	run_utility(psprintf(cr->exists ? "ALTER ROLE %s WITH LOGIN PASSWORD %s"
+						 : "CREATE ROLE %s WITH LOGIN REPLICATION PASSWORD %s",
+						 quote_identifier(cr->role), quote_literal_cstr(secret)),
+				"create the replication role");
 	ret = SPI_execute_with_args(psprintf("UPDATE %s SET replication_role = $1", rk_table("rk_cluster")),
 								1, argtypes, values, NULL, false, 0);
 	if (ret != SPI_OK_UPDATE)
 		elog(ERROR, "could not record the replication role: %s", SPI_result_code_string(ret));
-	ret = SPI_execute(psprintf("GRANT EXECUTE ON FUNCTION "
-							   "%1$s.rk_peer_state(text, bigint, boolean), "
-							   "%1$s.rk_request_vote(text, bigint, integer, pg_lsn, text), "
-							   "%1$s.rk_peer_fence(text, bigint, boolean), "
-							   "%1$s.rk_peer_failover(boolean, boolean, boolean) TO %2$s",
-							   quote_identifier(rk_schema()), quote_identifier(cr->role)),
-					  false, 0);
-	if (ret != SPI_OK_UTILITY)
-		elog(ERROR, "could not grant the peer functions");
+	node_secret = ensure_node_role();
+	grant_node_functions(cr->role);
 
-	/* What pg_rewind needs on the source when an old primary rejoins. */
-	ret = SPI_execute(psprintf("GRANT EXECUTE ON FUNCTION "
-							   "pg_catalog.pg_ls_dir(text, boolean, boolean), "
-							   "pg_catalog.pg_stat_file(text, boolean), "
-							   "pg_catalog.pg_read_binary_file(text), "
-							   "pg_catalog.pg_read_binary_file(text, bigint, bigint, boolean) TO %s",
-							   quote_identifier(cr->role)),
-					  false, 0);
-	if (ret != SPI_OK_UTILITY)
-		elog(ERROR, "could not grant the functions pg_rewind uses");
+	/* Both passwords, and no other, reach every node's password file. */
+	ret = SPI_execute_with_args(psprintf("DELETE FROM %s WHERE role NOT IN ($1, $2)", rk_table("rk_credentials")),
+								2, argtypes, values, NULL, false, 0);
+	if (ret != SPI_OK_DELETE)
+		elog(ERROR, "could not update %s: %s", rk_table("rk_credentials"), SPI_result_code_string(ret));
+	rk_credentials_store(cr->role, cr->password);
+	rk_credentials_store(RK_NODE_ROLE, node_secret);
 	SPI_finish();
 
-	write_passfile(cr->role, cr->password);
+	(void) rk_credentials_sync_passfile();
 }
 
 static void
@@ -457,6 +475,39 @@ rk_create_replicator(PG_FUNCTION_ARGS)
 	return result;
 }
 
+/*
+ * The node role may exist only as the kit made it: a role of that name
+ * with more power (a superuser, REPLICATION) would be handed to every node.
+ */
+static void
+check_node_role(const char *repl_role)
+{
+	Oid			argtypes[1] = {TEXTOID};
+	Datum		values[1] = {CStringGetTextDatum(RK_NODE_ROLE)};
+	char	   *powerful;
+
+	if (strcmp(repl_role, RK_NODE_ROLE) == 0)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("\"%s\" is the kit's node role", RK_NODE_ROLE),
+				 errdetail("The nodes call each other as this role; it cannot also stream WAL."),
+				 errhint("Choose another name for the replication role.")));
+	if (rk_query_value(psprintf("SELECT pg_catalog.to_regclass(%s)",
+								quote_literal_cstr(rk_table("rk_credentials"))), 0, NULL, NULL) == NULL)
+		ereport(ERROR,
+				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+				 errmsg("the extension is older than this library"),
+				 errhint("Run ALTER EXTENSION %s UPDATE first.", RK_EXTENSION_NAME)));
+	powerful = rk_query_value("SELECT rolsuper OR rolreplication OR rolbypassrls OR rolcreaterole OR rolcreatedb "
+							  "FROM pg_catalog.pg_authid WHERE rolname = $1", 1, argtypes, values);
+	if (powerful != NULL && strcmp(powerful, "t") == 0)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("role \"%s\" exists with more privileges than the kit gives it", RK_NODE_ROLE),
+				 errdetail("The kit's node role is a plain LOGIN role; its secret is stored on every node."),
+				 errhint("Drop that role, or take SUPERUSER, REPLICATION, BYPASSRLS, CREATEROLE and CREATEDB from it.")));
+}
+
 static Datum
 create_replicator(FunctionCallInfo fcinfo)
 {
@@ -489,6 +540,7 @@ create_replicator(FunctionCallInfo fcinfo)
 				 errhint("Run rk_setup_primary() first.")));
 
 	rk_commit_locally();
+	check_node_role(cr.role);
 
 	values[0] = CStringGetTextDatum(cr.role);
 	is_super = rk_query_value("SELECT rolsuper FROM pg_catalog.pg_authid WHERE rolname = $1",

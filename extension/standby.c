@@ -118,7 +118,7 @@ add_standby_steps(void *arg)
 	as->slot_created = true;
 
 	if (!rk_hba_covers("replication", as->role, as->host) ||
-		!rk_hba_covers(rk_database, as->role, as->host))
+		!rk_hba_covers(rk_database, RK_NODE_ROLE, as->host))
 		(void) rk_hba_add_lines(&as->hba, as->role, hba_address_for_host(as->host),
 								"scram-sha-256", as->name);
 

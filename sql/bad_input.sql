@@ -1,7 +1,7 @@
 -- Bad input: each refused call gets a clear error and changes nothing.
 -- fingerprint() covers everything the kit could touch: pg_hba.conf,
 -- postgresql.auto.conf, the kit's password file, roles, slots and the
--- registry.  It must read the same after every refused call.
+-- registry with its credentials.  It must read the same after every refused call.
 SET synchronous_commit = local;
 \set VERBOSITY default
 
@@ -13,6 +13,7 @@ SELECT md5(pg_read_binary_file(current_setting('hba_file'))::text)
     || md5((SELECT coalesce(string_agg(slot_name, ',' ORDER BY slot_name), '') FROM pg_replication_slots))
     || md5((SELECT string_agg(n::text, ',' ORDER BY node_id) FROM rk_nodes n))
     || md5((SELECT string_agg(c::text, ',') FROM rk_cluster c))
+    || md5((SELECT coalesce(string_agg(c::text, ',' ORDER BY role), '') FROM rk_credentials c))
 $$;
 SELECT fingerprint() AS before \gset
 CREATE FUNCTION unchanged() RETURNS boolean LANGUAGE sql
@@ -249,6 +250,19 @@ SELECT rk_add_standby('kw_all', 'all', 5433);
 SELECT rk_add_standby('kw_samenet', 'SameNet', 5433);
 SELECT rk_add_standby('kw_samehost', 'samehost', 5433);
 SELECT unchanged();
+-- Digits and dots only: an address to some readers, a name to others.
+SELECT rk_add_standby('num_host', '1234', 5433);
+SELECT rk_add_standby('short_ip', '10.1', 5433);
+SELECT unchanged();
+
+-- The kit's database is written into pg_hba.conf and connection strings:
+-- keywords, lists and white space are refused (ALTER SYSTEM checks).
+ALTER SYSTEM SET replication_kit.database = 'all';
+ALTER SYSTEM SET replication_kit.database = 'sameuser';
+ALTER SYSTEM SET replication_kit.database = 'a,b';
+ALTER SYSTEM SET replication_kit.database = 'my db';
+ALTER SYSTEM SET replication_kit.database = '@file';
+SELECT unchanged();
 
 -- A name another node sends is written into the node state file: a name
 -- that breaks the node-name rule (a newline would inject a line of its
@@ -275,10 +289,8 @@ SELECT * FROM rk_peer_fence('pgslave', -5, true);
 SELECT md5(pg_read_binary_file('replication_kit.state')::text) = :'state_before' AS state_unchanged;
 SELECT unchanged();
 
--- The streaming password alone is no key to the node-to-node functions: a
--- replication role that may execute them (as the kit's replicator may) is
--- refused unless the call names a registered node and comes from that
--- node's registered address.  Here it comes from a local socket.
+-- The streaming password is no key to the node-to-node functions: a
+-- replication role is refused even where someone granted it EXECUTE.
 CREATE ROLE mallory LOGIN REPLICATION;
 GRANT EXECUTE ON FUNCTION rk_peer_state(text, bigint, boolean),
                           rk_request_vote(text, bigint, integer, pg_lsn, text),
@@ -296,7 +308,42 @@ REVOKE ALL ON FUNCTION rk_peer_state(text, bigint, boolean),
                        rk_peer_fence(text, bigint, boolean),
                        rk_peer_failover(boolean, boolean, boolean) FROM mallory;
 DROP ROLE mallory;
+-- A call from a node of another cluster (another initdb) is refused,
+-- whoever makes it.
+-- (Terse: the detail names this instance's system identifier.)
+SET replication_kit.peer_system_identifier = '1234567890';
+\set VERBOSITY terse
+SELECT * FROM rk_peer_state('pgslave', 7, true);
+SELECT * FROM rk_request_vote('pgslave', 9, 1, 'FF/0', 'auto');
+\set VERBOSITY default
+RESET replication_kit.peer_system_identifier;
+-- The node role must say which cluster it belongs to ...
+SET ROLE replication_kit_node;
+SELECT * FROM rk_peer_state('pgslave', 7, true);
+RESET ROLE;
+-- ... and even then is refused unless the call names a registered node
+-- and comes from that node's registered address; here, a local socket.
+SELECT set_config('replication_kit.peer_system_identifier', system_identifier::text, false) IS NOT NULL AS set
+  FROM pg_control_system();
+SET ROLE replication_kit_node;
+SELECT * FROM rk_peer_state('pgslave', 7, true);
+SELECT * FROM rk_peer_state('nosuchnode', 7, true);
+SELECT * FROM rk_request_vote('pgslave', 9, 1, 'FF/0', 'force');
+SELECT * FROM rk_peer_fence('pgslave', 9, false);
+SELECT * FROM rk_peer_failover(true, false, false);
+RESET ROLE;
+RESET replication_kit.peer_system_identifier;
 SELECT md5(pg_read_binary_file('replication_kit.state')::text) = :'state_before' AS state_unchanged;
+SELECT unchanged();
+
+-- The node role is the kit's: not a replication role's name, and not
+-- handed out when someone gave it more power.
+SELECT md5(pg_read_binary_file('replication_kit.pgpass')::text) AS passfile_before \gset
+SELECT rk_create_replicator('replication_kit_node', 'pw');
+ALTER ROLE replication_kit_node CREATEDB;
+SELECT rk_create_replicator('replicator', 'pw');
+ALTER ROLE replication_kit_node NOCREATEDB;
+SELECT md5(pg_read_binary_file('replication_kit.pgpass')::text) = :'passfile_before' AS passfile_unchanged;
 SELECT unchanged();
 
 -- The same nodes are registered as after the setup test.

@@ -21,7 +21,25 @@ SELECT name, setting FROM pg_file_settings
 SELECT rk_create_replicator('replicator', 'secret');
 SELECT rolname, rolcanlogin, rolreplication, rolsuper, rolpassword LIKE 'SCRAM-SHA-256$%' AS scram
   FROM pg_authid WHERE rolname = 'replicator';
+-- ... and the nodes' own role, whose random secret no person sees.
+SELECT rolname, rolcanlogin, rolreplication, rolsuper, rolcreaterole, rolcreatedb,
+       rolpassword LIKE 'SCRAM-SHA-256$%' AS scram
+  FROM pg_authid WHERE rolname = 'replication_kit_node';
+SELECT md5(password) AS node_secret_md5 FROM rk_credentials WHERE role = 'replication_kit_node' \gset
 SELECT rk_create_replicator('replicator', 'secret2');   -- same role: new password
+SELECT role, length(password) AS length, md5(password) = :'node_secret_md5' AS kept
+  FROM rk_credentials ORDER BY role;
+-- Both reach the password file; the streaming role may stream and nothing else.
+SELECT regexp_replace(l, ':[^:]*$', ':...') AS passfile_line
+  FROM regexp_split_to_table(pg_read_file('replication_kit.pgpass'), E'\n') AS l
+ WHERE l <> '' ORDER BY 1;
+SELECT r AS role, f AS function, has_function_privilege(r, f, 'EXECUTE') AS may_execute
+  FROM unnest(ARRAY['replicator', 'replication_kit_node']) AS r,
+       unnest(ARRAY['rk_peer_state(text, bigint, boolean)',
+                    'rk_request_vote(text, bigint, integer, pg_lsn, text)',
+                    'rk_peer_failover(boolean, boolean, boolean)',
+                    'pg_read_binary_file(text)']) AS f
+ ORDER BY 1, 2;
 SELECT count(*) AS events_with_password FROM rk_events WHERE detail LIKE '%secret%';
 
 -- Step 6: pg_hba.conf, the kit's lines only, valid for the server's parser.
@@ -31,13 +49,16 @@ SELECT rk_allow_replication('10.1.0.0/16', 'replicator', 'md5');
 SELECT rk_allow_replication('10.1.0.0/16', 'replicator', 'scram-sha-256');  -- method replaced
 SELECT rk_allow_replication('::1');
 SELECT line_number > 0 AS numbered, type, database, user_name, address, netmask, auth_method
-  FROM pg_hba_file_rules WHERE 'replicator' = ANY (user_name) ORDER BY line_number;
+  FROM pg_hba_file_rules WHERE user_name && '{replicator,replication_kit_node}' ORDER BY line_number;
 SELECT count(*) AS hba_errors FROM pg_hba_file_rules WHERE error IS NOT NULL;
 
 -- Steps 8-13: two standbys, each with a slot and the command that clones it.
 SELECT rk_add_standby('pgslave', '127.0.0.1', 15432);
 SELECT rk_add_standby('pgasyncslave', '127.0.0.1', 25432, data_directory => '/var/lib/postgresql/pgasyncslave');
 SELECT rk_add_standby('far_standby', '192.0.2.10', 5432, sync => false);
+-- A host name of hex digits is a name, not an address.
+SELECT rk_add_standby('hex_host', 'cafe', 5432, sync => false);
+SELECT rk_remove_standby('hex_host');
 SELECT slot_name, slot_type, restart_lsn IS NOT NULL AS reserved FROM pg_replication_slots ORDER BY slot_name;
 -- A host no rule lets in gets the kit's lines, tagged with the standby's name.
 SELECT address, auth_method FROM pg_hba_file_rules WHERE address = '192.0.2.10' ORDER BY line_number;

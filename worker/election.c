@@ -238,7 +238,7 @@ request_votes(RkView *v, uint64 term, const char *mode, int *heard_sync,
 	{
 		if (v->peers[i].is_self || rk_partitioned_from(v->peers[i].name))
 			continue;
-		rk_call_init(&calls[ncalls], v->peers[i].host, v->peers[i].port, v->repl_role, v->self,
+		rk_call_init(&calls[ncalls], v->peers[i].host, v->peers[i].port, v->peer_user, v->self,
 					 psprintf("SELECT * FROM %s.rk_request_vote($1, $2::bigint, $3::int, $4::pg_lsn, $5)",
 							  v->schema_q), 5, params);
 		calls[ncalls].peer_index = i;
@@ -558,7 +558,7 @@ fence_primary(RkView *v, uint64 term, bool planned, StringInfo result)
 	params[0] = v->self;
 	params[1] = term_s;
 	params[2] = planned ? "true" : "false";
-	rk_call_init(&call, p->host, p->port, v->repl_role, v->self,
+	rk_call_init(&call, p->host, p->port, v->peer_user, v->self,
 				 psprintf("SELECT * FROM %s.rk_peer_fence($1, $2::bigint, $3::boolean)", v->schema_q),
 				 3, params);
 	rk_calls_run(&call, 1, rk_probe_timeout_ms * RK_FENCE_CALL_FACTOR);

@@ -41,9 +41,11 @@
 #include "libpq-fe.h"
 #include "miscadmin.h"
 #include "storage/fd.h"
+#include "utils/builtins.h"
 #include "utils/guc.h"
 #include "utils/timestamp.h"
 
+#include "core/credentials.h"
 #include "core/config.h"
 #include "core/conninfo.h"
 #include "core/durable.h"
@@ -64,6 +66,10 @@ ask_peers(const RkNodeState *st, RkStateAnswer *ans, bool *answered, int timeout
 	int			ncalls = 0;
 	char		term[32];
 	const char *params[3];
+	/* The kit's schema as last recorded; a state file from before 1.3 has none. */
+	const char *sql = st->schema[0]
+		? psprintf("SELECT * FROM %s.rk_peer_state($1, $2::bigint, $3::boolean)", quote_identifier(st->schema))
+		: "SELECT * FROM rk_peer_state($1, $2::bigint, $3::boolean)";
 
 	snprintf(term, sizeof(term), UINT64_FORMAT, st->term);
 	params[0] = st->node_name;
@@ -73,9 +79,8 @@ ask_peers(const RkNodeState *st, RkStateAnswer *ans, bool *answered, int timeout
 	{
 		if (answered[i])
 			continue;
-		rk_call_init(&calls[ncalls], st->peer_host[i], st->peer_port[i], st->repl_role,
-					 st->node_name, "SELECT * FROM rk_peer_state($1, $2::bigint, $3::boolean)",
-					 3, params);
+		rk_call_init(&calls[ncalls], st->peer_host[i], st->peer_port[i], rk_peer_user(st->repl_role),
+					 st->node_name, sql, 3, params);
 		calls[ncalls].peer_index = i;
 		ncalls++;
 	}

@@ -78,8 +78,10 @@ typedef struct RkView
 	int			majority;
 	char		method[8];		/* synchronous policy */
 	int			num_sync;
-	char		repl_role[NAMEDATALEN];
-	char		schema_q[2 * NAMEDATALEN + 3];	/* the kit's schema, quoted: remote calls name it */
+	char		repl_role[NAMEDATALEN];	/* streams WAL */
+	char		peer_user[NAMEDATALEN];	/* calls the other nodes: the node role */
+	char		schema[NAMEDATALEN];	/* the kit's schema */
+	char		schema_q[2 * NAMEDATALEN + 3];	/* the same, quoted: remote calls name it */
 	RkNodeState st;				/* this node's durable state at round start */
 	TimeLineID	tli;
 	XLogRecPtr	lsn;

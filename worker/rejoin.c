@@ -38,6 +38,7 @@
 #include "storage/spin.h"
 #include "utils/timestamp.h"
 
+#include "core/credentials.h"
 #include "core/conninfo.h"
 #include "worker/fsm.h"
 
@@ -118,6 +119,8 @@ spawn_helper(const char *source, const char *reclone, char *error, size_t errlen
 		pqsignal(SIGQUIT, SIG_DFL);
 		pqsignal(SIGINT, SIG_DFL);
 		pqsignal(SIGHUP, SIG_DFL);
+		/* Its libpq would prefer this over the password file. */
+		unsetenv("PGPASSWORD");
 		execl(script, "rk_rejoin", DataDir, bindir, source, pmpid, logfile, reclone, (char *) NULL);
 		_exit(127);
 	}
@@ -146,7 +149,7 @@ start_rewind(RkView *v, int p)
 	initStringInfo(&conn);
 	rk_conninfo_append(&conn, "host", to->host);
 	rk_conninfo_append(&conn, "port", psprintf("%d", to->port));
-	rk_conninfo_append(&conn, "user", v->repl_role);
+	rk_conninfo_append(&conn, "user", v->peer_user);
 	rk_conninfo_append(&conn, "passfile", psprintf("%s/%s", DataDir, RK_PASS_FILE));
 	rk_conninfo_append(&conn, "dbname", rk_database);
 	rk_conninfo_append(&conn, "connect_timeout", "5");

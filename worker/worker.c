@@ -47,7 +47,9 @@
 #include "utils/snapmgr.h"
 #include "utils/timestamp.h"
 
+#include "core/credentials.h"
 #include "core/peer.h"
+#include "core/upstream.h"
 #include "worker/fsm.h"
 #include "worker/worker.h"
 
@@ -175,7 +177,8 @@ read_registry(RkView *v)
 
 	v->majority = v->members / 2 + 1;
 	/* The same schema on every node: the catalog is the primary's. */
-	strlcpy(v->schema_q, quote_identifier(rk_schema()), sizeof(v->schema_q));
+	strlcpy(v->schema, rk_schema(), sizeof(v->schema));
+	strlcpy(v->schema_q, quote_identifier(v->schema), sizeof(v->schema_q));
 
 	carry_over_probes(v);
 	return true;
@@ -356,7 +359,7 @@ probe_peers(RkView *v, bool renew)
 			strlcpy(p->error, "cut off by replication_kit.simulate_partition", RK_REASON_LEN);
 			continue;
 		}
-		rk_call_init(&calls[ncalls], p->host, p->port, v->repl_role, v->self,
+		rk_call_init(&calls[ncalls], p->host, p->port, v->peer_user, v->self,
 					 psprintf("SELECT * FROM %s.rk_peer_state($1, $2::bigint, $3::boolean)", v->schema_q),
 					 3, params);
 		calls[ncalls].peer_index = i;
@@ -628,6 +631,11 @@ record_members(RkView *v)
 	st = rk_shared->state;
 	st.members = v->members;
 	strlcpy(st.repl_role, v->repl_role, NAMEDATALEN);
+	/* A schema whose name is not one word is left to the search_path. */
+	strlcpy(st.schema, v->schema, NAMEDATALEN);
+	for (const char *p = v->schema; *p; p++)
+		if ((unsigned char) *p <= ' ' || *p == 0x7f || *p == '#')
+			st.schema[0] = '\0';
 	st.npeers = 0;
 	for (int i = 0; i < v->npeers; i++)
 	{
@@ -740,6 +748,14 @@ begin_round(RkView *v)
 	v->tli = rk_current_timeline();
 	v->lsn = rk_local_lsn();
 	found = read_registry(v);
+	if (found && rk_credentials_sync_passfile())
+		ereport(LOG,
+				(errmsg(RK_LOG_PREFIX "the password file now holds the credentials in the registry")));
+	strlcpy(v->peer_user, rk_peer_user(v->repl_role), NAMEDATALEN);
+	if (found && v->in_recovery && v->self[0] && v->repl_role[0] &&
+		rk_upstream_drop_password(v->self, v->repl_role))
+		ereport(LOG,
+				(errmsg(RK_LOG_PREFIX "primary_conninfo no longer holds a password; the password file has it")));
 	rk_xact_end(started);
 	if (!found)
 	{
