@@ -3,8 +3,8 @@
  *		One-line logging to stderr for the demo service.
  *
  * Every message is written with a single stdio call so that lines from
- * concurrent request threads never interleave; embedded newlines (libpq error
- * messages carry them) are flattened to spaces.
+ * concurrent request threads never interleave; every control byte and the
+ * backslash are escaped (\\xNN, \\\\), so a message is always one line.
  */
 #ifndef RK_LOG_H
 #define RK_LOG_H

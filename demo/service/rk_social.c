@@ -16,8 +16,9 @@
  * HTTP is libmicrohttpd with one thread per client connection; each libpq
  * connection is held by one thread at a time (db.c).  Request bodies are
  * capped at 64 KiB: a larger Content-Length is refused before the body is
- * read, and a chunked body that grows past the cap is discarded as it
- * arrives.
+ * read; a chunked body that grows past the cap is no longer kept, answered
+ * 413 (connection closed) if it ends within DISCARD_LIMIT, and cut off by
+ * closing the connection if it does not.
  */
 #include <getopt.h>
 #include <limits.h>
@@ -37,6 +38,7 @@
 #include "password.h"
 
 #define MAX_BODY (64 * 1024)
+#define DISCARD_LIMIT (16 * 1024 * 1024)	/* an oversize chunked body is cut off here */
 #define DEFAULT_POOL 4
 #define MAX_POOL 64
 #define DEFAULT_QUERY_TIMEOUT_MS 5000
@@ -46,6 +48,7 @@ typedef struct request
 {
 	strbuf		body;
 	bool		too_large;
+	size_t		received;		/* body bytes seen, kept or not */
 } request;
 
 static db_pool write_pool;
@@ -116,6 +119,9 @@ send_json(struct MHD_Connection *mc, unsigned int status, strbuf *body,
 		MHD_add_response_header(resp, MHD_HTTP_HEADER_ALLOW, allow);
 	if (backend && backend[0])
 		MHD_add_response_header(resp, "X-RK-Backend", backend);
+	/* The rest of an oversize body is never read: the connection cannot be reused. */
+	if (status == MHD_HTTP_CONTENT_TOO_LARGE)
+		MHD_add_response_header(resp, MHD_HTTP_HEADER_CONNECTION, "close");
 	ret = MHD_queue_response(mc, status, resp);
 	MHD_destroy_response(resp);
 	return ret;
@@ -468,17 +474,28 @@ on_request(void *cls, struct MHD_Connection *mc, const char *url,
 
 	if (*upload_data_size > 0)
 	{
-		/* chunked bodies have no length up front: stop keeping them at the cap */
-		if (!rq->too_large)
+		/*
+		 * A chunked body has no length up front.  Past the cap nothing more
+		 * is kept, and libmicrohttpd answers only once a body has ended: a
+		 * body that ends within DISCARD_LIMIT gets its 413 (and the
+		 * connection is closed after it); one that goes on beyond, maybe
+		 * endlessly, is cut off by closing the connection at once, so that
+		 * no client holds a thread by sending forever.
+		 */
+		rq->received += *upload_data_size;
+		if (rq->received > DISCARD_LIMIT)
 		{
-			if (rq->body.len + *upload_data_size > MAX_BODY)
-			{
-				rq->too_large = true;
-				sb_free(&rq->body);
-			}
-			else
-				sb_append(&rq->body, upload_data, *upload_data_size);
+			rk_log("error", "%s: chunked request body beyond %d bytes, connection closed",
+				   method, DISCARD_LIMIT);
+			return MHD_NO;
 		}
+		if (!rq->too_large && rq->body.len + *upload_data_size > MAX_BODY)
+		{
+			rq->too_large = true;
+			sb_free(&rq->body);
+		}
+		if (!rq->too_large)
+			sb_append(&rq->body, upload_data, *upload_data_size);
 		*upload_data_size = 0;
 		return MHD_YES;
 	}

@@ -121,6 +121,20 @@ body_has 'password' && fail "get: answer mentions the password"
 body_has 's3cret' && fail "get: answer contains the password"
 ok "register + get round trip (user $id)"
 
+# the password is stored as a yescrypt hash, and the hashing checks itself
+stored=$(psql -X -At -d "$RK_WRITE_CONNINFO" -c "SELECT password_hash FROM users WHERE id = $id" 2>&1)
+case "$stored" in
+	'$y$'*) ;;
+	*) fail "stored password is not a yescrypt hash: $stored" ;;
+esac
+case "$stored" in
+	*s3cret*) fail "stored password contains the password" ;;
+esac
+if [ -x "$here/password_test" ]; then
+	"$here/password_test" >"$work/pwtest" 2>&1 || fail "password_test: $(cat "$work/pwtest")"
+fi
+ok "password stored as yescrypt; verification is exact"
+
 # optional fields may be left out, and are null then
 code=$(post_json '{"first_name":"Min","second_name":"Imal","birthdate":"2000-02-29","password":"x"}')
 expect_status "register without optional fields" 200 "$code"
@@ -161,13 +175,34 @@ ok "wrong types and bad birthdates -> 400"
 head -c $((10 * 1024 * 1024)) /dev/zero | tr '\0' 'a' >"$work/big"
 code=$(req POST /user/register -H 'Content-Type: application/json' --data-binary @"$work/big")
 expect_status "10 MB body" 413 "$code"
-code=$(req POST /user/register -H 'Content-Type: application/json' -H 'Transfer-Encoding: chunked' --data-binary @"$work/big")
+code=$(curl -s -o /dev/null -D "$work/headers" -w '%{http_code}' --max-time 30 -X POST \
+	-H 'Content-Type: application/json' -H 'Transfer-Encoding: chunked' --data-binary @"$work/big" "$base/user/register")
 expect_status "10 MB chunked body" 413 "$code"
+grep -qi '^connection: close' "$work/headers" || fail "10 MB chunked body: the 413 does not close the connection"
+# an endless chunked body is cut off by closing the connection, long before it ends
+start=$SECONDS
+yes 'aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa' | head -c $((1024 * 1024 * 1024)) |
+	curl -s -o /dev/null --max-time 60 -X POST -H 'Content-Type: application/json' \
+		-H 'Transfer-Encoding: chunked' -T - "$base/user/register" >/dev/null 2>&1
+[ $((SECONDS - start)) -lt 30 ] || fail "a 1 GB chunked body was read for $((SECONDS - start)) s"
+grep -q 'chunked request body beyond' "$work/service.log" || fail "the cut-off chunked body is not in the log"
 code=$(req GET /health)
 expect_status "health after 10 MB bodies" 200 "$code"
 code=$(get_user "$id")
 expect_status "get after 10 MB bodies" 200 "$code"
-ok "10 MB body -> 413, service still answers"
+ok "10 MB body -> 413 (chunked: 413 and close; endless: cut off), service still answers"
+
+# the log is one line per message, whatever a client sends (libpq's
+# multi-line errors and client bytes are escaped, never written raw)
+req GET '/user/1%0a2026-01-01T00:00:00.000Z%20rk_social%20info:%20forged%1b[2J' >/dev/null
+req GET '/nosuch%0d%0aforged' >/dev/null
+if grep -q $'[\x01-\x08\x0b-\x1f\x7f]' "$work/service.log"; then
+	fail "the service log holds a raw control byte"
+fi
+if grep -qv '^[0-9]\{4\}-[0-9][0-9]-[0-9][0-9]T[0-9:.]*Z rk_social ' "$work/service.log"; then
+	fail "the service log has a line that is not one of its messages: $(grep -v '^[0-9]\{4\}-' "$work/service.log" | head -1)"
+fi
+ok "the service log holds one message per line and no raw control byte"
 
 # 5-6. ids that are not positive integers
 for bad in abc '1;drop%20table%20users' 0 -1 1.5 '%201' '1%00' 99999999999999999999; do
