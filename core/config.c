@@ -20,6 +20,7 @@
 #include <unistd.h>
 
 #include "access/xact.h"
+#include "access/xlog.h"
 #include "catalog/pg_type.h"
 #include "executor/spi.h"
 #include "miscadmin.h"
@@ -170,8 +171,14 @@ rk_auto_conf_restore(const char *content, size_t len)
 void
 rk_commit_locally(void)
 {
-	/* The kit's own bookkeeping must also work on a fenced node. */
+	/*
+	 * The kit's own bookkeeping must also work on a fenced node, which
+	 * looks read-only to sessions (default_transaction_read_only): a
+	 * superuser's call of the kit's functions writes there all the same.
+	 */
 	rk_guard_bypass = true;
+	if (!RecoveryInProgress())
+		XactReadOnly = false;
 	(void) set_config_option("synchronous_commit", "local",
 							 PGC_USERSET, PGC_S_SESSION, GUC_ACTION_LOCAL,
 							 true, 0, false);

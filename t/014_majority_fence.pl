@@ -24,7 +24,9 @@ $_->poll_query_until('postgres', 'SELECT count(*) = 1 FROM writes') or die for (
 sub local_commit
 {
 	my ($mode) = @_;
-	return psql_ok($primary, "SET synchronous_commit = $mode; INSERT INTO writes (at) VALUES (now())");
+	# A fenced primary looks read-only to new sessions; past that, the guard.
+	return psql_ok($primary, "SET default_transaction_read_only = off; SET synchronous_commit = $mode; "
+		  . "INSERT INTO writes (at) VALUES (now())");
 }
 
 my ($ok, $out, $err) = local_commit('local');
@@ -64,11 +66,23 @@ ok($primary->safe_psql('postgres', 'SELECT count(*) >= 2 FROM writes'), 'reads g
 # The worker says so at its next round.
 ok(poll_ok($primary, "SELECT remark LIKE 'fenced: %' FROM rk_status() WHERE is_self", 60),
 	'rk_status says it is fenced');
+# ... and new sessions see it read-only, so that libpq's read-write search passes it by.
+ok(poll_ok($primary, "SELECT current_setting('default_transaction_read_only') = 'on'", 60),
+	'new sessions on the lease-less primary are read-only');
+my $rw = 'host=127.0.0.1 port=' . $primary->port . ' dbname=postgres target_session_attrs=read-write connect_timeout=5';
+ok(system('psql', '-XAtq', '-d', $rw, '-c', 'SELECT 1') != 0,
+	'a target_session_attrs=read-write client does not take it for a primary');
+is($primary->safe_psql('postgres', "SELECT count(*) > 0 FROM rk_status()"), 't',
+	'the kit\'s functions still answer there');
 
 # One standby back is a majority again (2 of 3).
 $pgslave->start;
 ok(defined wait_until(sub { (local_commit('local'))[0] }, 60),
 	'with one standby back it commits again');
+ok(poll_ok($primary, "SELECT current_setting('default_transaction_read_only') = 'off'", 60),
+	'and new sessions are read-write again');
+ok(system('psql', '-XAtq', '-d', $rw, '-c', 'SELECT 1') == 0,
+	'a read-write client finds it again');
 $pgasync->start;
 wait_follows($_, $primary) or die $_->name . ' does not follow pgmaster' for ($pgslave, $pgasync);
 ($ok, $out, $err) = psql_ok($primary, 'INSERT INTO writes (at) VALUES (now())');

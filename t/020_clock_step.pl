@@ -39,7 +39,7 @@ $primary->stop;
 	$primary->start;
 }
 ok(defined wait_until(sub {
-	(psql_ok($primary, 'SET synchronous_commit = local; INSERT INTO writes VALUES (now())'))[0] }, 60),
+	(psql_ok($primary, 'SET default_transaction_read_only = off; SET synchronous_commit = local; INSERT INTO writes VALUES (now())'))[0] }, 60),
 	'the primary under libfaketime commits');
 wait_follows($_, $primary) or die $_->name . ' does not follow pgmaster' for ($pgslave, $pgasync);
 
@@ -51,7 +51,7 @@ is($primary->safe_psql('postgres', 'SELECT extract(epoch FROM clock_timestamp())
 	't', 'the primary\'s wall clock is an hour behind');
 
 my $elapsed = wait_until(sub {
-	my ($ok, $out, $err) = psql_ok($primary, 'SET synchronous_commit = local; INSERT INTO writes VALUES (now())');
+	my ($ok, $out, $err) = psql_ok($primary, 'SET default_transaction_read_only = off; SET synchronous_commit = local; INSERT INTO writes VALUES (now())');
 	!$ok && $err =~ /has not heard from a majority/;
 }, 60);
 ok(defined $elapsed, 'with its wall clock stepped back, the primary still refuses commits without a majority');
@@ -64,7 +64,7 @@ set_offset('+0');
 $pgslave->start;
 $pgasync->start;
 ok(defined wait_until(sub {
-	(psql_ok($primary, 'SET synchronous_commit = local; INSERT INTO writes VALUES (now())'))[0] }, 120),
+	(psql_ok($primary, 'SET default_transaction_read_only = off; SET synchronous_commit = local; INSERT INTO writes VALUES (now())'))[0] }, 120),
 	'with its majority back it commits again');
 
 done_testing();

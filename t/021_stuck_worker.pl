@@ -25,7 +25,7 @@ ok($worker =~ /^\d+$/, "pgmaster's worker runs (pid $worker)");
 kill 'STOP', $worker;
 
 ok(defined wait_until(sub {
-	my ($ok, $out, $err) = psql_ok($primary, 'SET synchronous_commit = local; INSERT INTO probes VALUES (now())');
+	my ($ok, $out, $err) = psql_ok($primary, 'SET default_transaction_read_only = off; SET synchronous_commit = local; INSERT INTO probes VALUES (now())');
 	!$ok && $err =~ /has not heard from a majority/;
 }, 60), 'with its worker hung, the primary refuses commits once its lease runs out');
 
@@ -33,9 +33,9 @@ my $new = wait_for_primary(60, $pgslave, $pgasync);
 ok(defined $new, 'a standby is promoted although pgmaster still runs and streams')
   or diag(status_of($pgslave, 'node_name, role, remark'));
 ok(defined wait_until(sub {
-	(psql_ok($new, 'SET synchronous_commit = local; INSERT INTO writes VALUES (2) ON CONFLICT DO NOTHING'))[0] }, 60),
+	(psql_ok($new, 'SET default_transaction_read_only = off; SET synchronous_commit = local; INSERT INTO writes VALUES (2) ON CONFLICT DO NOTHING'))[0] }, 60),
 	'the new primary commits');
-my ($ok, $out, $err) = psql_ok($primary, 'SET synchronous_commit = local; INSERT INTO writes VALUES (3)');
+my ($ok, $out, $err) = psql_ok($primary, 'SET default_transaction_read_only = off; SET synchronous_commit = local; INSERT INTO writes VALUES (3)');
 ok(!$ok, 'the old primary still refuses commits');
 
 kill 'CONT', $worker;

@@ -157,11 +157,13 @@ rk_create_peer_slots(RkView *v)
 }
 
 /*
- * A deposed primary also looks read-only to new sessions, so that clients
- * with target_session_attrs=read-write pass it by and find the new primary.
- * (The commit guard, not this, is what stops commits.)  A primary that only
- * lost its lease does not: there may be no other primary to go to, and the
- * kit's own functions must keep working there.
+ * A deposed primary, and one whose lease ran out, looks read-only to new
+ * sessions (default_transaction_read_only is reported to libpq), so that
+ * clients with target_session_attrs=read-write pass it by and find the
+ * primary the majority has or elects.  The commit guard, not this, is what
+ * stops commits; the kit's own functions still write here
+ * (rk_commit_locally), and a client that turns the setting off meets the
+ * guard.  The lease coming back turns it off again (rk_grant_lease).
  */
 static void
 set_read_only(bool on)
@@ -283,6 +285,7 @@ rk_act_fence(RkView *v)
 		started = rk_xact_begin();
 		rk_cut_walsenders(keep[0] ? keep : NULL, true, 1);
 		rk_xact_end(started);
+		set_read_only(true);
 	}
 	rk_set_readiness("fenced: %s", v->why[0] ? v->why : "no majority");
 	return v->deposed ? RK_EV_DEPOSED : RK_EV_NONE;
