@@ -152,7 +152,12 @@ rk_answer_state(RkCall *c, RkStateAnswer *a)
 		get_name(c, "voted_for", true, a->voted_for) &&
 		get_uint(c, "silence_ms", LONG_MAX, &silence) &&
 		get_bool(c, "fenced", &a->fenced) &&
-		((a->timeline = (TimeLineID) tli), (a->silence_ms = (long) silence), true);
+		((a->timeline = (TimeLineID) tli), (a->silence_ms = (long) silence), true) &&
+		/* Absent from a node with an older library: it does not ask. */
+		(column(c, "needs_secret") == NULL || get_bool(c, "needs_secret", &a->needs_secret)) &&
+		(column(c, "failover_timeout_ms") == NULL ||
+		 get_uint(c, "failover_timeout_ms", INT_MAX, &a->failover_timeout_ms)) &&
+		(column(c, "lease_ms") == NULL || get_uint(c, "lease_ms", INT_MAX, &a->lease_ms));
 }
 
 /* rk_request_vote(): granted, or refused with a code. */

@@ -11,12 +11,19 @@
  * or sees it.  Only the node role may call those functions, so the
  * streaming password alone cannot fence, promote or out-vote anybody.
  *
- * Both passwords are kept in rk_credentials, a table no one but superusers
- * can read, written on the primary and replicated like the rest of the
- * registry.  Every node's worker renders that table into its password file
- * (RK_PASS_FILE) each round, so a new password reaches every standby with
- * the WAL that changed the role, and a standby cloned before the change
- * does not silently lose its way to its peers.
+ * Whoever holds the streaming password can read every file a base backup
+ * holds and every WAL record, so the node secret is in neither: it lives in
+ * RK_NODE_PASS_FILE, which BASE_BACKUP skips, and the database keeps only
+ * its SCRAM verifier (which does not let anyone log in).  A node that lacks
+ * it (a fresh clone, a node rewound) says so in its answers, and a node
+ * that has it hands it over (rk_peer_secret); the receiver checks it
+ * against the verifier before it keeps it, so nothing else can be planted.
+ *
+ * The replication password is kept in rk_credentials (superusers only),
+ * written on the primary and replicated with the registry.  Every node's
+ * worker renders that table into its password file (RK_PASS_FILE) each
+ * round, so a new password reaches every standby with the WAL that changed
+ * the role.
  *
  *-------------------------------------------------------------------------
  */
@@ -24,11 +31,13 @@
 
 #include <sys/stat.h>
 
+#include "access/xlog.h"
 #include "catalog/pg_control.h"
 #include "catalog/pg_type.h"
 #include "common/controldata_utils.h"
 #include "executor/spi.h"
 #include "lib/stringinfo.h"
+#include "libpq/crypt.h"
 #include "miscadmin.h"
 #include "port.h"
 #include "utils/acl.h"
@@ -54,9 +63,24 @@ append_passfile_line(StringInfo buf, const char *role, const char *password)
 }
 
 /*
+ * Is the extension at 1.3 or later, so that rk_credentials is its own table?
+ * A table of that name found by name alone could be anyone's (a view that
+ * runs a function as the worker's superuser, planted before the update).
+ */
+bool
+rk_credentials_table_ready(void)
+{
+	char	   *version = rk_query_value("SELECT extversion FROM pg_catalog.pg_extension WHERE extname = '"
+										 RK_EXTENSION_NAME "'", 0, NULL, NULL);
+
+	return version != NULL && strcmp(version, "1.0") != 0 && strcmp(version, "1.1") != 0 &&
+		strcmp(version, "1.2") != 0;
+}
+
+/*
  * The password file as rk_credentials says it should read, or NULL when the
- * table does not exist (an extension not yet updated to 1.3) or is empty.
- * The caller is in a transaction.
+ * extension is older than 1.3 or the table is empty.  The caller is in a
+ * transaction.
  */
 static char *
 credentials_passfile(void)
@@ -64,8 +88,7 @@ credentials_passfile(void)
 	StringInfoData buf;
 	int			ret;
 
-	if (rk_query_value(psprintf("SELECT pg_catalog.to_regclass(%s)",
-								quote_literal_cstr(rk_table("rk_credentials"))), 0, NULL, NULL) == NULL)
+	if (!rk_credentials_table_ready())
 		return NULL;
 
 	initStringInfo(&buf);
@@ -101,11 +124,15 @@ rk_credentials_sync_passfile(void)
 	char	   *have;
 	size_t		have_len = 0;
 	bool		same;
+	struct stat st;
 
 	if (want == NULL)
 		return false;
 	have = rk_read_whole_file(RK_PASS_FILE, &have_len);
 	same = have != NULL && have_len == strlen(want) && memcmp(have, want, have_len) == 0;
+	/* A clone made with group access may have a wider mode: narrow it too. */
+	if (same && stat(RK_PASS_FILE, &st) == 0 && (st.st_mode & 07777) != (S_IRUSR | S_IWUSR))
+		same = false;
 	if (!same)
 		rk_durable_write(RK_PASS_FILE, want, strlen(want), S_IRUSR | S_IWUSR);
 	if (have)
@@ -130,17 +157,6 @@ rk_credentials_store(const char *role, const char *password)
 	if (ret != SPI_OK_INSERT)
 		elog(ERROR, "could not record the password of \"%s\": %s", role, SPI_result_code_string(ret));
 	SPI_finish();
-}
-
-/* The password rk_credentials holds for `role`, or NULL. */
-char *
-rk_credentials_password(const char *role)
-{
-	Oid			argtypes[1] = {TEXTOID};
-	Datum		values[1] = {CStringGetTextDatum(role)};
-
-	return rk_query_value(psprintf("SELECT password FROM %s WHERE role = $1", rk_table("rk_credentials")),
-						  1, argtypes, values);
 }
 
 /* A new secret for the node role: 32 random bytes, as hex. */
@@ -186,16 +202,12 @@ rk_passfile_has_role(const char *role)
 	return found;
 }
 
-/*
- * The password the password file holds for `role`, or NULL.  The node-to-node
- * calls pass it explicitly: libpq would otherwise prefer a PGPASSWORD the
- * server happened to be started with over the file.
- */
-char *
-rk_passfile_password(const char *role)
+/* The password a libpq password file `path` holds for `role`, or NULL. */
+static char *
+passfile_password(const char *path, const char *role)
 {
 	size_t		len;
-	char	   *content = rk_read_whole_file(RK_PASS_FILE, &len);
+	char	   *content = rk_read_whole_file(path, &len);
 	char	   *prefix = psprintf("*:*:*:%s:", role);
 	char	   *password = NULL;
 
@@ -224,16 +236,71 @@ rk_passfile_password(const char *role)
 	return password;
 }
 
+/* The node role's secret as this node keeps it, or NULL. */
+char *
+rk_node_secret(void)
+{
+	char	   *secret = passfile_password(RK_NODE_PASS_FILE, RK_NODE_ROLE);
+
+	if (secret != NULL && (secret[0] == '\0' || strspn(secret, "0123456789abcdef") != strlen(secret)))
+		secret = NULL;			/* not one the kit made */
+	return secret;
+}
+
+/* Keep `secret` as the node role's, durably, readable by the server user only. */
+void
+rk_node_secret_write(const char *secret)
+{
+	StringInfoData buf;
+
+	initStringInfo(&buf);
+	append_passfile_line(&buf, RK_NODE_ROLE, secret);
+	rk_durable_write(RK_NODE_PASS_FILE, buf.data, buf.len, S_IRUSR | S_IWUSR);
+	memset(buf.data, 0, buf.len);
+}
+
 /*
- * The user the node-to-node calls go out as: the node role once this
- * node's password file holds its secret, else (a cluster set up before
- * version 1.3, until rk_create_replicator() runs again) the replication
- * role, which peers then still accept.
+ * Is `secret` the node role's password, by the verifier in pg_authid?  The
+ * caller is in a transaction.
+ */
+bool
+rk_node_secret_valid(const char *secret)
+{
+	const char *logdetail = NULL;
+	char	   *shadow;
+
+	if (secret == NULL || !OidIsValid(get_role_oid(RK_NODE_ROLE, true)))
+		return false;
+	shadow = get_role_password(RK_NODE_ROLE, &logdetail);
+	if (shadow == NULL)
+		return false;
+	return plain_crypt_verify(RK_NODE_ROLE, shadow, secret, &logdetail) == STATUS_OK;
+}
+
+/*
+ * The password a node-to-node call as `user` logs in with: the node secret
+ * for the node role, else what the password file holds.  Passed to libpq
+ * explicitly, which would otherwise prefer a PGPASSWORD that the server
+ * happened to be started with.
+ */
+char *
+rk_peer_password(const char *user)
+{
+	if (strcmp(user, RK_NODE_ROLE) == 0)
+		return rk_node_secret();
+	return passfile_password(RK_PASS_FILE, user);
+}
+
+/*
+ * The user the node-to-node calls go out as: the node role once this node
+ * has its secret, else (a cluster set up before version 1.3, until
+ * rk_create_replicator() runs again) the replication role, which peers then
+ * still accept.
  */
 const char *
 rk_peer_user(const char *repl_role)
 {
-	if (rk_passfile_has_role(RK_NODE_ROLE))
+	if (rk_node_secret() != NULL)
 		return RK_NODE_ROLE;
 	return repl_role;
 }
@@ -250,8 +317,9 @@ rk_is_node_caller(void)
 
 	if (superuser())
 		return true;
+	/* Logged in as it: not a role that SET ROLE to it. */
 	if (OidIsValid(node))
-		return GetUserId() == node;
+		return GetUserId() == node && GetSessionUserId() == node;
 	return has_rolreplication(GetUserId());
 }
 
@@ -266,6 +334,8 @@ rk_system_identifier(void)
 {
 	static char sysid[32];
 
+	if (sysid[0] == '\0' && IsUnderPostmaster)
+		snprintf(sysid, sizeof(sysid), UINT64_FORMAT, GetSystemIdentifier());
 	if (sysid[0] == '\0')
 	{
 		bool		crc_ok;
@@ -287,7 +357,8 @@ rk_system_identifier(void)
  * replication_kit.peer_system_identifier on its connections).  A node from
  * another cluster (a copy of PGDATA's password file and peer list in a data
  * directory of another initdb) is refused before it can say anything.  The
- * node role's calls must carry it; a superuser's may leave it out.
+ * node role's calls must carry it.  It is no secret (IDENTIFY_SYSTEM tells
+ * any replication role): it keeps clusters apart, it authenticates nobody.
  */
 void
 rk_require_same_cluster(const char *funcname)
@@ -296,7 +367,8 @@ rk_require_same_cluster(const char *funcname)
 
 	if (theirs == NULL || theirs[0] == '\0')
 	{
-		if (superuser())
+		/* Only the node role's calls carry it (an older library's do not). */
+		if (superuser() || GetUserId() != get_role_oid(RK_NODE_ROLE, true))
 			return;
 		ereport(ERROR,
 				(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),

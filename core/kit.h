@@ -41,6 +41,15 @@
  */
 #define RK_NODE_ROLE		"replication_kit_node"
 
+/*
+ * Its secret, as a libpq password file.  The name starts with "pgsql_tmp",
+ * which BASE_BACKUP skips wherever it is: a clone made with the streaming
+ * password (or anyone's pg_basebackup) never gets it.  Nor is it in any
+ * table or in the WAL; a node that lacks it gets it from one that has it
+ * (rk_peer_secret).
+ */
+#define RK_NODE_PASS_FILE	"pgsql_tmp.replication_kit.node_pgpass"
+
 /* Marks the pg_hba.conf lines the kit owns; it never edits any other line. */
 #define RK_HBA_MARK			"# replication_kit"
 

@@ -171,7 +171,9 @@ call_start(RkCall *c)
 	c->res = NULL;
 	c->error[0] = '\0';
 	c->sqlstate[0] = '\0';
-	if (pc->conn && PQstatus(pc->conn) == CONNECTION_OK && PQtransactionStatus(pc->conn) == PQTRANS_IDLE)
+	/* Reused only as the same user: a clone calls as the node role once it has its secret. */
+	if (pc->conn && PQstatus(pc->conn) == CONNECTION_OK && PQtransactionStatus(pc->conn) == PQTRANS_IDLE &&
+		strcmp(PQuser(pc->conn), c->user) == 0)
 	{
 		c->conn = pc->conn;
 		c->phase = RK_CALL_SENDING;
@@ -184,7 +186,7 @@ call_start(RkCall *c)
 	snprintf(portstr, sizeof(portstr), "%d", c->port);
 	snprintf(timeout, sizeof(timeout), "%d", RK_PEER_CONNECT_TIMEOUT_S);
 	snprintf(passfile, sizeof(passfile), "%s/%s", DataDir, RK_PASS_FILE);
-	password = rk_passfile_password(c->user);
+	password = rk_peer_password(c->user);
 	snprintf(options, sizeof(options), "-c replication_kit.peer_system_identifier=%s", rk_system_identifier());
 	snprintf(appname, sizeof(appname), "replication_kit %s", c->self_name ? c->self_name : "");
 	keys[n] = "host"; vals[n++] = c->host;
@@ -201,8 +203,14 @@ call_start(RkCall *c)
 	keys[n] = "connect_timeout"; vals[n++] = timeout;	/* a backstop; the call's deadline rules */
 	keys[n] = "keepalives_idle"; vals[n++] = "5";
 	keys[n] = "sslmode"; vals[n++] = "prefer";
-	keys[n] = "options"; vals[n++] = options;
+	/* Only to the node role: a node with an older library would refuse the setting. */
+	if (strcmp(c->user, RK_NODE_ROLE) == 0)
+	{
+		keys[n] = "options";
+		vals[n++] = options;
+	}
 	keys[n] = NULL; vals[n] = NULL;
+	Assert(n < lengthof(keys));
 
 	pc->conn = PQconnectStartParams(keys, vals, 0);
 	if (password != NULL)

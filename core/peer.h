@@ -77,6 +77,9 @@ typedef struct RkStateAnswer
 	char		voted_for[NAMEDATALEN]; /* its vote in `term`, or "" */
 	long		silence_ms;
 	bool		fenced;
+	bool		needs_secret;	/* it lacks the node role's secret */
+	uint64		failover_timeout_ms;	/* its settings; 0 from an older library */
+	uint64		lease_ms;		/* how long its lease runs as a primary */
 } RkStateAnswer;
 
 /* Why a vote was refused: a fixed vocabulary, sent as text. */

@@ -11,6 +11,7 @@
 #include "utils/guc.h"
 
 #include "core/settings.h"
+#include "core/shmem.h"
 
 char	   *rk_node_name_setting = NULL;
 char	   *rk_database = NULL;
@@ -146,10 +147,42 @@ rk_define_settings(void)
 /*
  * How long a primary may go on committing after a majority last answered.
  * Shorter than failover_timeout by a probe interval, so that the lease of
- * an old primary has run out before any standby may vote for a new one.
+ * an old primary has run out before any standby may vote for a new one;
+ * and the settings are per node, so the smallest failover_timeout any node
+ * reported (RkShared.cluster_min_failover_ms) counts too.
  */
 int
 rk_effective_fence_ms(void)
 {
-	return Max(100, Min(rk_fence_timeout_ms, rk_failover_timeout_ms - rk_probe_interval_ms));
+	int			ms = Min(rk_fence_timeout_ms, rk_failover_timeout_ms - rk_probe_interval_ms);
+
+	if (rk_shared != NULL)
+	{
+		uint64		cluster_min = pg_atomic_read_u64(&rk_shared->cluster_min_failover_ms);
+
+		if (cluster_min > 0 && (int64) cluster_min - rk_probe_interval_ms < ms)
+			ms = (int) cluster_min - rk_probe_interval_ms;
+	}
+	return Max(100, ms);
+}
+
+/*
+ * How long after its last contact with the primary a standby waits before
+ * it votes: its own failover_timeout for an automatic election, the
+ * primary's lease for an operator's; never less than the longest lease any
+ * node reported, whatever this node's own settings say.
+ */
+int
+rk_vote_wait_ms(bool automatic)
+{
+	int			ms = automatic ? rk_failover_timeout_ms : rk_effective_fence_ms();
+
+	if (rk_shared != NULL)
+	{
+		uint64		longest = pg_atomic_read_u64(&rk_shared->cluster_max_lease_ms);
+
+		if ((int64) longest > ms)
+			ms = (int) longest;
+	}
+	return ms;
 }

@@ -24,5 +24,6 @@ extern char *rk_peer_system_identifier;
 
 extern void rk_define_settings(void);
 extern int	rk_effective_fence_ms(void);
+extern int	rk_vote_wait_ms(bool automatic);
 
 #endif							/* RK_SETTINGS_H */

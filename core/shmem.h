@@ -51,6 +51,9 @@ typedef struct RkPeer
 	char		voted_for[NAMEDATALEN]; /* its vote in `term`, if any */
 	long		silence_ms;		/* since its last contact with the primary */
 	bool		fenced;
+	bool		needs_secret;	/* it lacks the node role's secret */
+	int64		failover_timeout_ms;	/* its timing settings, as it last said (0: unknown) */
+	int64		lease_ms;
 	char		error[RK_REASON_LEN];
 } RkPeer;
 
@@ -125,6 +128,17 @@ typedef struct RkShared
 	 * Set by the worker, never cleared while the server runs.
 	 */
 	bool		wal_end_known;
+	bool		node_secret_ok; /* RK_NODE_PASS_FILE holds the node role's current secret */
+
+	/*
+	 * The timing settings are per node; what the others said of theirs
+	 * bounds this node's.  The smallest failover_timeout of any node (a
+	 * standby may vote that soon after its last contact) bounds the lease
+	 * here; the longest lease of any node bounds how soon this node may
+	 * vote without the primary's word.  0: nothing heard yet.
+	 */
+	pg_atomic_uint64 cluster_min_failover_ms;
+	pg_atomic_uint64 cluster_max_lease_ms;
 	bool		result_ok;
 	bool		result_forced_loss; /* promoted without a majority or the sync quorum */
 	char		result[RK_RESULT_LEN];

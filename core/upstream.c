@@ -45,6 +45,8 @@ rk_upstream_conninfo(const char *host, int port, const char *self, const char *r
 	bool		have_user = false;
 	bool		have_secret = false;
 
+	if (role != NULL && role[0] == '\0')
+		role = NULL;
 	initStringInfo(&buf);
 	rk_conninfo_append(&buf, "host", host);
 	rk_conninfo_append(&buf, "port", psprintf("%d", port));
@@ -59,6 +61,9 @@ rk_upstream_conninfo(const char *host, int port, const char *self, const char *r
 				continue;
 			/* A password in primary_conninfo is printed in the server log on every change. */
 			if (strcmp(o->keyword, "password") == 0)
+				continue;
+			/* The kit's current replication role, if it names one (it may have been renamed). */
+			if (strcmp(o->keyword, "user") == 0 && role != NULL)
 				continue;
 			if (strcmp(o->keyword, "user") == 0)
 				have_user = true;

@@ -416,8 +416,8 @@ rk_hba_add_lines(RkHbaEdit *edit, const char *role, const char *address,
 	char	   *content = hba_begin(edit, &len);
 	const char *databases[2] = {"replication", rk_database};
 	const char *roles[2] = {role, RK_NODE_ROLE};
-	/* The node role has no client certificate: it always uses its secret. */
-	const char *methods[2] = {method, strcmp(method, "cert") == 0 ? "scram-sha-256" : method};
+	/* The node role always logs in with its secret, never by trust or a certificate. */
+	const char *methods[2] = {method, "scram-sha-256"};
 	bool		present[2] = {false, false};
 	StringInfoData out;
 	char	   *line;
@@ -527,6 +527,27 @@ rk_hba_remove_lines(RkHbaEdit *edit, const char *role, const char *address,
 	StringInfoData out;
 	int			removed = 0;
 	char	   *line;
+	bool		other_role_stays = false;
+
+	/*
+	 * The node role's line for an address goes with the last kit line that
+	 * lets a replication role in from there: revoking one of two roles must
+	 * not cut the nodes off.
+	 */
+	if (role != NULL)
+	{
+		char	   *scan = pstrdup(content);
+
+		for (line = strtok(scan, "\n"); line != NULL; line = strtok(NULL, "\n"))
+		{
+			HbaKitLine k;
+
+			if (parse_kit_line(line, &k) && strcmp(k.database, "replication") == 0 &&
+				strcmp(k.role, role) != 0 && (address == NULL || strcmp(k.address, address) == 0) &&
+				(owner_tag == NULL ? k.owner[0] == '\0' : strcmp(k.owner, owner_tag) == 0))
+				other_role_stays = true;
+		}
+	}
 
 	*foreign_match = false;
 	initStringInfo(&out);
@@ -547,7 +568,7 @@ rk_hba_remove_lines(RkHbaEdit *edit, const char *role, const char *address,
 		if (parse_kit_line(line, &k))
 		{
 			bool		match = (role == NULL || strcmp(k.role, role) == 0 ||
-								 strcmp(k.role, RK_NODE_ROLE) == 0) &&
+								 (strcmp(k.role, RK_NODE_ROLE) == 0 && !other_role_stays)) &&
 				(address == NULL || strcmp(k.address, address) == 0) &&
 				(owner_tag == NULL ? k.owner[0] == '\0' : strcmp(k.owner, owner_tag) == 0);
 

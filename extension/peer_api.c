@@ -14,6 +14,8 @@
  *			switchover fences the primary it can still reach.
  *		rk_peer_failover(force, dry_run, planned)
  *			hand a manual failover or switchover to this node's worker.
+ *		rk_peer_secret(secret)
+ *			the node role's secret, for a node that lacks it.
  *
  * They run in ordinary backends of the node being asked, connected as the
  * kit's node role (core/credentials.c), so they take rk_shared->lock themselves and
@@ -62,6 +64,7 @@
 PG_FUNCTION_INFO_V1(rk_peer_state);
 PG_FUNCTION_INFO_V1(rk_request_vote);
 PG_FUNCTION_INFO_V1(rk_peer_fence);
+PG_FUNCTION_INFO_V1(rk_peer_secret);
 PG_FUNCTION_INFO_V1(rk_peer_failover);
 
 
@@ -209,8 +212,8 @@ rk_peer_state(PG_FUNCTION_ARGS)
 	bool		caller_is_primary = PG_ARGISNULL(2) ? false : PG_GETARG_BOOL(2);
 	uint64		caller_term;
 	TupleDesc	tupdesc;
-	Datum		values[9];
-	bool		nulls[9] = {0};
+	Datum		values[12];
+	bool		nulls[12] = {0};
 	char	   *name;
 	bool		in_recovery = RecoveryInProgress();
 	TimestampTz now = GetCurrentTimestamp();
@@ -270,6 +273,11 @@ rk_peer_state(PG_FUNCTION_ARGS)
 	/* Milliseconds since this node last had contact with the primary. */
 	values[7] = Int64GetDatum(in_recovery ? Max(0, rk_monotonic_ms() - seen_ms) : 0);
 	values[8] = BoolGetDatum(!in_recovery && !rk_acknowledges_commits());
+	/* From 1.3: whether this node lacks the node role's secret (rk_peer_secret). */
+	values[9] = BoolGetDatum(!rk_shared->node_secret_ok);
+	/* Its timing settings, which bound the other nodes' (rk_effective_fence_ms). */
+	values[10] = Int64GetDatum(rk_failover_timeout_ms);
+	values[11] = Int64GetDatum(rk_effective_fence_ms());
 	PG_RETURN_DATUM(HeapTupleGetDatum(heap_form_tuple(tupdesc, values, nulls)));
 }
 
@@ -447,7 +455,7 @@ read_vote_request(FunctionCallInfo fcinfo, VoteRequest *rq)
 				 errmsg("invalid vote mode \"%s\"", mode)));
 	rq->forced = strcmp(mode, "force") == 0;
 	rq->left_old_stream = false;
-	rq->need_ms = strcmp(mode, "auto") == 0 ? rk_failover_timeout_ms : rk_effective_fence_ms();
+	rq->need_ms = rk_vote_wait_ms(strcmp(mode, "auto") == 0);
 	rq->self = rk_self_name();
 	rq->my_tli = rk_current_timeline();
 	rq->my_lsn = rk_local_lsn();
@@ -699,4 +707,36 @@ rk_peer_failover(PG_FUNCTION_ARGS)
 	values[1] = BoolGetDatum(forced_loss);
 	values[2] = CStringGetTextDatum(result);
 	PG_RETURN_DATUM(HeapTupleGetDatum(heap_form_tuple(tupdesc, values, nulls)));
+}
+
+/*
+ * rk_peer_secret(secret): another node hands over the node role's secret,
+ * which this node lacks (a fresh clone: no base backup carries it).  Only a
+ * caller that logged in as the node role (so knows the secret) gets here,
+ * and the secret is kept only if it matches the role's verifier in
+ * pg_authid: nobody can plant another.  Statements of the node role's
+ * sessions are not logged (rk_create_replicator sets that on the role).
+ */
+Datum
+rk_peer_secret(PG_FUNCTION_ARGS)
+{
+	char	   *secret = PG_ARGISNULL(0) ? NULL : text_to_cstring(PG_GETARG_TEXT_PP(0));
+
+	require_peer("rk_peer_secret", NULL);
+	if (secret == NULL || strlen(secret) != 64 || strspn(secret, "0123456789abcdef") != 64 ||
+		!rk_node_secret_valid(secret))
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PASSWORD),
+				 errmsg("that is not the node role's secret"),
+				 errhidestmt(true)));
+	if (!rk_node_secret_valid(rk_node_secret()))
+	{
+		rk_node_secret_write(secret);
+		ereport(LOG,
+				(errmsg(RK_LOG_PREFIX "received the node role's secret from another node"),
+				 errhidestmt(true)));
+	}
+	rk_shared->node_secret_ok = true;
+	memset(secret, 0, strlen(secret));
+	PG_RETURN_BOOL(true);
 }

@@ -39,10 +39,11 @@ CREATE TABLE @extschema@.rk_events (
     detail      text
 );
 
--- The replication role's password and the node role's secret.  Every
--- node's worker writes them into its password file, so a new password
--- reaches every node with the WAL that changed the role.  Superusers only,
--- and never in a dump.
+-- The replication role's password.  Every node's worker writes it into its
+-- password file, so a new password reaches every node with the WAL that
+-- changed the role.  Superusers only, and never in a dump.  (The node
+-- role's secret is in no table: whatever is here, the streaming role can
+-- read through a base backup.)
 CREATE TABLE @extschema@.rk_credentials (
     role        text PRIMARY KEY,
     password    text NOT NULL CHECK (password !~ '[\r\n]')
@@ -55,6 +56,22 @@ SELECT pg_catalog.pg_extension_config_dump('@extschema@.rk_events_event_id_seq',
 
 REVOKE ALL ON TABLE @extschema@.rk_nodes, @extschema@.rk_cluster, @extschema@.rk_events,
     @extschema@.rk_credentials FROM PUBLIC;
+
+-- Default privileges could have granted it to someone: nobody but its owner.
+DO $$
+DECLARE
+    grantee text;
+BEGIN
+    FOR grantee IN
+        SELECT DISTINCT a.grantee::pg_catalog.regrole::text
+          FROM pg_catalog.pg_class c, pg_catalog.aclexplode(c.relacl) a
+         WHERE c.oid = '@extschema@.rk_credentials'::pg_catalog.regclass
+           AND a.grantee <> c.relowner AND a.grantee <> 0
+    LOOP
+        EXECUTE pg_catalog.format('REVOKE ALL ON TABLE @extschema@.rk_credentials FROM %s', grantee);
+    END LOOP;
+END
+$$;
 
 -- Setting up the primary.
 
@@ -136,7 +153,8 @@ CREATE FUNCTION @extschema@.rk_peer_state(
     caller text, caller_term bigint, caller_is_primary boolean,
     OUT node_name text, OUT in_recovery boolean, OUT timeline integer, OUT lsn pg_lsn,
     OUT term bigint, OUT primary_name text, OUT voted_for text, OUT silence_ms bigint,
-    OUT fenced boolean)
+    OUT fenced boolean, OUT needs_secret boolean, OUT failover_timeout_ms bigint,
+    OUT lease_ms bigint)
 RETURNS record
 AS 'MODULE_PATHNAME', 'rk_peer_state'
 LANGUAGE C VOLATILE
@@ -165,6 +183,13 @@ CREATE FUNCTION @extschema@.rk_peer_failover(
 RETURNS record
 AS 'MODULE_PATHNAME', 'rk_peer_failover'
 LANGUAGE C VOLATILE
+SET search_path = pg_catalog, pg_temp;
+
+-- The node role's secret, handed to a node that lacks it (a fresh clone).
+CREATE FUNCTION @extschema@.rk_peer_secret(secret text)
+RETURNS boolean
+AS 'MODULE_PATHNAME', 'rk_peer_secret'
+LANGUAGE C VOLATILE STRICT
 SET search_path = pg_catalog, pg_temp;
 
 -- Failover, switchover and rejoin by hand.
@@ -308,6 +333,7 @@ REVOKE ALL ON FUNCTION
     @extschema@.rk_request_vote(text, bigint, integer, pg_lsn, text),
     @extschema@.rk_peer_fence(text, bigint, boolean),
     @extschema@.rk_peer_failover(boolean, boolean, boolean),
+    @extschema@.rk_peer_secret(text),
     @extschema@.rk_failover(text, boolean, boolean),
     @extschema@.rk_switchover(text),
     @extschema@.rk_rejoin(),

@@ -330,8 +330,12 @@ typedef struct CreateReplicator
 	const char *role;
 	const char *password;
 	bool		exists;
+	const char *old_role;		/* the replication role before this call, or NULL */
 	char	   *old_passfile;
 	size_t		old_passfile_len;
+	char	   *old_node_passfile;
+	size_t		old_node_passfile_len;
+	bool		node_secret_changed;
 } CreateReplicator;
 
 static void
@@ -345,39 +349,53 @@ run_utility(const char *sql, const char *what)
  * The node role: made on first use with a random secret, kept (with its
  * secret) when the replication role's password changes, so that the nodes
  * never lose each other while the operator rotates the streaming password.
+ * Whatever was set on the role by others is reset: it logs in, inherits
+ * nothing, never expires, and its sessions log no statements (a node
+ * handing the secret to another passes it as a parameter).
  */
-static char *
-ensure_node_role(void)
+static void
+ensure_node_role(CreateReplicator *cr)
 {
-	char	   *secret = NULL;
+	char	   *secret = rk_node_secret();
 	bool		exists = OidIsValid(get_role_oid(RK_NODE_ROLE, true));
+	const char *role = quote_identifier(RK_NODE_ROLE);
+	static const char *const quiet[] = {
+		"log_statement = 'none'", "log_min_duration_statement = -1",
+		"log_min_duration_sample = -1", "log_parameter_max_length = 0",
+		"log_parameter_max_length_on_error = 0", "log_duration = off",
+	};
 
-	if (exists)
-		secret = rk_credentials_password(RK_NODE_ROLE);
-	if (secret != NULL)
-		return secret;
-	secret = rk_credentials_new_secret();
-	run_utility(psprintf(exists ? "ALTER ROLE %s WITH LOGIN PASSWORD %s"
-						 : "CREATE ROLE %s WITH LOGIN NOSUPERUSER NOCREATEDB NOCREATEROLE "
-						 "NOREPLICATION NOBYPASSRLS NOINHERIT PASSWORD %s",
-						 quote_identifier(RK_NODE_ROLE),
-						 quote_literal_cstr(pg_be_scram_build_secret(secret))),
-				"create the node role");
-	return secret;
+	if (!exists || !rk_node_secret_valid(secret))
+	{
+		secret = rk_credentials_new_secret();
+		run_utility(psprintf(exists ? "ALTER ROLE %s WITH PASSWORD %s" : "CREATE ROLE %s WITH PASSWORD %s",
+							 role, quote_literal_cstr(pg_be_scram_build_secret(secret))),
+					"create the node role");
+		cr->node_secret_changed = true;
+		rk_node_secret_write(secret);
+	}
+	run_utility(psprintf("ALTER ROLE %s WITH LOGIN NOSUPERUSER NOCREATEDB NOCREATEROLE NOREPLICATION "
+						 "NOBYPASSRLS NOINHERIT CONNECTION LIMIT -1 VALID UNTIL 'infinity'", role),
+				"set up the node role");
+	run_utility(psprintf("ALTER ROLE %s RESET ALL", role), "reset the node role's settings");
+	for (int i = 0; i < lengthof(quiet); i++)
+		run_utility(psprintf("ALTER ROLE %s SET %s", role, quiet[i]), "set up the node role's logging");
+	memset(secret, 0, strlen(secret));
 }
 
 /*
  * The node-to-node functions and what pg_rewind reads on its source go to
  * the node role only; a replication role that had them (a cluster from
- * before 1.3) loses them.
+ * before 1.3, or the one this call replaces) loses them.
  */
 static void
-grant_node_functions(const char *repl_role)
+grant_node_functions(const char *repl_role, const char *old_repl_role)
 {
 	const char *peer_functions = psprintf("%1$s.rk_peer_state(text, bigint, boolean), "
 										  "%1$s.rk_request_vote(text, bigint, integer, pg_lsn, text), "
 										  "%1$s.rk_peer_fence(text, bigint, boolean), "
-										  "%1$s.rk_peer_failover(boolean, boolean, boolean)",
+										  "%1$s.rk_peer_failover(boolean, boolean, boolean), "
+										  "%1$s.rk_peer_secret(text)",
 										  quote_identifier(rk_schema()));
 	const char *rewind_functions = "pg_catalog.pg_ls_dir(text, boolean, boolean), "
 		"pg_catalog.pg_stat_file(text, boolean), "
@@ -390,6 +408,11 @@ grant_node_functions(const char *repl_role)
 	run_utility(psprintf("REVOKE EXECUTE ON FUNCTION %s, %s FROM %s", peer_functions, rewind_functions,
 						 quote_identifier(repl_role)),
 				"revoke the node-to-node functions from the replication role");
+	if (old_repl_role != NULL && strcmp(old_repl_role, repl_role) != 0 &&
+		OidIsValid(get_role_oid(old_repl_role, true)))
+		run_utility(psprintf("REVOKE EXECUTE ON FUNCTION %s, %s FROM %s", peer_functions, rewind_functions,
+							 quote_identifier(old_repl_role)),
+					"revoke the node-to-node functions from the former replication role");
 }
 
 static void
@@ -397,9 +420,8 @@ create_replicator_steps(void *arg)
 {
 	CreateReplicator *cr = arg;
 	char	   *secret = pg_be_scram_build_secret(cr->password);
-	char	   *node_secret;
-	Oid			argtypes[2] = {TEXTOID, TEXTOID};
-	Datum		values[2] = {CStringGetTextDatum(cr->role), CStringGetTextDatum(RK_NODE_ROLE)};
+	Oid			argtypes[1] = {TEXTOID};
+	Datum		values[1] = {CStringGetTextDatum(cr->role)};
 	int			ret;
 
 	SPI_connect();
@@ -411,16 +433,15 @@ create_replicator_steps(void *arg)
 								1, argtypes, values, NULL, false, 0);
 	if (ret != SPI_OK_UPDATE)
 		elog(ERROR, "could not record the replication role: %s", SPI_result_code_string(ret));
-	node_secret = ensure_node_role();
-	grant_node_functions(cr->role);
+	ensure_node_role(cr);
+	grant_node_functions(cr->role, cr->old_role);
 
-	/* Both passwords, and no other, reach every node's password file. */
-	ret = SPI_execute_with_args(psprintf("DELETE FROM %s WHERE role NOT IN ($1, $2)", rk_table("rk_credentials")),
-								2, argtypes, values, NULL, false, 0);
+	/* The replication password, and no other, reaches every node's password file. */
+	ret = SPI_execute_with_args(psprintf("DELETE FROM %s WHERE role <> $1", rk_table("rk_credentials")),
+								1, argtypes, values, NULL, false, 0);
 	if (ret != SPI_OK_DELETE)
 		elog(ERROR, "could not update %s: %s", rk_table("rk_credentials"), SPI_result_code_string(ret));
 	rk_credentials_store(cr->role, cr->password);
-	rk_credentials_store(RK_NODE_ROLE, node_secret);
 	SPI_finish();
 
 	(void) rk_credentials_sync_passfile();
@@ -435,6 +456,15 @@ create_replicator_undo(void *arg)
 		rk_durable_write(RK_PASS_FILE, cr->old_passfile, cr->old_passfile_len, S_IRUSR | S_IWUSR);
 	else
 		rk_durable_remove(RK_PASS_FILE);
+	/* The node role's new password was rolled back with the transaction. */
+	if (cr->node_secret_changed)
+	{
+		if (cr->old_node_passfile)
+			rk_durable_write(RK_NODE_PASS_FILE, cr->old_node_passfile, cr->old_node_passfile_len,
+							 S_IRUSR | S_IWUSR);
+		else
+			rk_durable_remove(RK_NODE_PASS_FILE);
+	}
 }
 
 /*
@@ -492,8 +522,7 @@ check_node_role(const char *repl_role)
 				 errmsg("\"%s\" is the kit's node role", RK_NODE_ROLE),
 				 errdetail("The nodes call each other as this role; it cannot also stream WAL."),
 				 errhint("Choose another name for the replication role.")));
-	if (rk_query_value(psprintf("SELECT pg_catalog.to_regclass(%s)",
-								quote_literal_cstr(rk_table("rk_credentials"))), 0, NULL, NULL) == NULL)
+	if (!rk_credentials_table_ready())
 		ereport(ERROR,
 				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
 				 errmsg("the extension is older than this library"),
@@ -506,6 +535,16 @@ check_node_role(const char *repl_role)
 				 errmsg("role \"%s\" exists with more privileges than the kit gives it", RK_NODE_ROLE),
 				 errdetail("The kit's node role is a plain LOGIN role; its secret is stored on every node."),
 				 errhint("Drop that role, or take SUPERUSER, REPLICATION, BYPASSRLS, CREATEROLE and CREATEDB from it.")));
+	/* A member of it could SET ROLE to it; one it is a member of would lend it rights. */
+	if (strcmp(rk_query_value("SELECT count(*) FROM pg_catalog.pg_auth_members m "
+							  "JOIN pg_catalog.pg_authid a ON a.oid IN (m.roleid, m.member) "
+							  "WHERE a.rolname = $1", 1, argtypes, values), "0") != 0)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("role \"%s\" has role memberships", RK_NODE_ROLE),
+				 errdetail("No role may be a member of the kit's node role, and it may be a member of none."),
+				 errhint("Revoke them (see \\du %s), or drop the role and call rk_create_replicator() again.",
+						 RK_NODE_ROLE)));
 }
 
 static Datum
@@ -565,6 +604,8 @@ create_replicator(FunctionCallInfo fcinfo)
 	}
 
 	cr.old_passfile = rk_read_whole_file(RK_PASS_FILE, &cr.old_passfile_len);
+	cr.old_node_passfile = rk_read_whole_file(RK_NODE_PASS_FILE, &cr.old_node_passfile_len);
+	cr.old_role = rk_registry_replication_role();
 	rk_guarded(create_replicator_steps, create_replicator_undo, &cr);
 	rk_registry_event("create_replicator", NULL,
 					  psprintf("%s replication role \"%s\"", cr.exists ? "updated" : "created", cr.role));

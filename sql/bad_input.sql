@@ -14,6 +14,7 @@ SELECT md5(pg_read_binary_file(current_setting('hba_file'))::text)
     || md5((SELECT string_agg(n::text, ',' ORDER BY node_id) FROM rk_nodes n))
     || md5((SELECT string_agg(c::text, ',') FROM rk_cluster c))
     || md5((SELECT coalesce(string_agg(c::text, ',' ORDER BY role), '') FROM rk_credentials c))
+    || md5(pg_read_binary_file('pgsql_tmp.replication_kit.node_pgpass')::text)
 $$;
 SELECT fingerprint() AS before \gset
 CREATE FUNCTION unchanged() RETURNS boolean LANGUAGE sql
@@ -295,18 +296,21 @@ CREATE ROLE mallory LOGIN REPLICATION;
 GRANT EXECUTE ON FUNCTION rk_peer_state(text, bigint, boolean),
                           rk_request_vote(text, bigint, integer, pg_lsn, text),
                           rk_peer_fence(text, bigint, boolean),
-                          rk_peer_failover(boolean, boolean, boolean) TO mallory;
+                          rk_peer_failover(boolean, boolean, boolean),
+                          rk_peer_secret(text) TO mallory;
 SET ROLE mallory;
 SELECT * FROM rk_peer_state('pgslave', 7, true);
 SELECT * FROM rk_peer_state('nosuchnode', 7, true);
 SELECT * FROM rk_request_vote('pgslave', 9, 1, 'FF/0', 'force');
 SELECT * FROM rk_peer_fence('pgslave', 9, false);
 SELECT * FROM rk_peer_failover(true, false, false);
+SELECT rk_peer_secret(repeat('ab', 32));
 RESET ROLE;
 REVOKE ALL ON FUNCTION rk_peer_state(text, bigint, boolean),
                        rk_request_vote(text, bigint, integer, pg_lsn, text),
                        rk_peer_fence(text, bigint, boolean),
-                       rk_peer_failover(boolean, boolean, boolean) FROM mallory;
+                       rk_peer_failover(boolean, boolean, boolean),
+                       rk_peer_secret(text) FROM mallory;
 DROP ROLE mallory;
 -- A call from a node of another cluster (another initdb) is refused,
 -- whoever makes it.
@@ -317,22 +321,30 @@ SELECT * FROM rk_peer_state('pgslave', 7, true);
 SELECT * FROM rk_request_vote('pgslave', 9, 1, 'FF/0', 'auto');
 \set VERBOSITY default
 RESET replication_kit.peer_system_identifier;
--- The node role must say which cluster it belongs to ...
+-- Whoever SETs ROLE to the node role is not the node role ...
 SET ROLE replication_kit_node;
 SELECT * FROM rk_peer_state('pgslave', 7, true);
 RESET ROLE;
+-- ... the node role must say which cluster it belongs to ...
+SET SESSION AUTHORIZATION replication_kit_node;
+SELECT * FROM rk_peer_state('pgslave', 7, true);
+RESET SESSION AUTHORIZATION;
 -- ... and even then is refused unless the call names a registered node
 -- and comes from that node's registered address; here, a local socket.
 SELECT set_config('replication_kit.peer_system_identifier', system_identifier::text, false) IS NOT NULL AS set
   FROM pg_control_system();
-SET ROLE replication_kit_node;
+SET SESSION AUTHORIZATION replication_kit_node;
 SELECT * FROM rk_peer_state('pgslave', 7, true);
 SELECT * FROM rk_peer_state('nosuchnode', 7, true);
 SELECT * FROM rk_request_vote('pgslave', 9, 1, 'FF/0', 'force');
 SELECT * FROM rk_peer_fence('pgslave', 9, false);
 SELECT * FROM rk_peer_failover(true, false, false);
-RESET ROLE;
+SELECT rk_peer_secret(repeat('ab', 32));
+RESET SESSION AUTHORIZATION;
 RESET replication_kit.peer_system_identifier;
+-- A superuser may call it, but only the real secret is kept.
+SELECT rk_peer_secret(repeat('ab', 32));
+SELECT rk_peer_secret('not hex');
 SELECT md5(pg_read_binary_file('replication_kit.state')::text) = :'state_before' AS state_unchanged;
 SELECT unchanged();
 
@@ -343,6 +355,12 @@ SELECT rk_create_replicator('replication_kit_node', 'pw');
 ALTER ROLE replication_kit_node CREATEDB;
 SELECT rk_create_replicator('replicator', 'pw');
 ALTER ROLE replication_kit_node NOCREATEDB;
+-- ... nor one that another role can SET ROLE to.
+CREATE ROLE mallory;
+GRANT replication_kit_node TO mallory;
+SELECT rk_create_replicator('replicator', 'pw');
+REVOKE replication_kit_node FROM mallory;
+DROP ROLE mallory;
 SELECT md5(pg_read_binary_file('replication_kit.pgpass')::text) = :'passfile_before' AS passfile_unchanged;
 SELECT unchanged();
 

@@ -25,11 +25,18 @@ SELECT rolname, rolcanlogin, rolreplication, rolsuper, rolpassword LIKE 'SCRAM-S
 SELECT rolname, rolcanlogin, rolreplication, rolsuper, rolcreaterole, rolcreatedb,
        rolpassword LIKE 'SCRAM-SHA-256$%' AS scram
   FROM pg_authid WHERE rolname = 'replication_kit_node';
-SELECT md5(password) AS node_secret_md5 FROM rk_credentials WHERE role = 'replication_kit_node' \gset
+-- Its secret is in a file no base backup carries, and in no table.
+SELECT md5(pg_read_file('pgsql_tmp.replication_kit.node_pgpass')) AS node_secret_md5 \gset
+SELECT regexp_replace(pg_read_file('pgsql_tmp.replication_kit.node_pgpass'), ':[0-9a-f]{64}\n$', ':<64 hex digits>')
+    AS node_passfile;
 SELECT rk_create_replicator('replicator', 'secret2');   -- same role: new password
-SELECT role, length(password) AS length, md5(password) = :'node_secret_md5' AS kept
-  FROM rk_credentials ORDER BY role;
--- Both reach the password file; the streaming role may stream and nothing else.
+SELECT md5(pg_read_file('pgsql_tmp.replication_kit.node_pgpass')) = :'node_secret_md5' AS node_secret_kept;
+SELECT role, length(password) AS length FROM rk_credentials ORDER BY role;
+-- The node role's sessions log no statements (a secret passes as a parameter).
+SELECT unnest(setconfig) AS node_role_setting FROM pg_db_role_setting
+ WHERE setrole = 'replication_kit_node'::regrole ORDER BY 1;
+-- The replication password reaches the password file; the streaming role
+-- may stream and nothing else.
 SELECT regexp_replace(l, ':[^:]*$', ':...') AS passfile_line
   FROM regexp_split_to_table(pg_read_file('replication_kit.pgpass'), E'\n') AS l
  WHERE l <> '' ORDER BY 1;
@@ -38,6 +45,7 @@ SELECT r AS role, f AS function, has_function_privilege(r, f, 'EXECUTE') AS may_
        unnest(ARRAY['rk_peer_state(text, bigint, boolean)',
                     'rk_request_vote(text, bigint, integer, pg_lsn, text)',
                     'rk_peer_failover(boolean, boolean, boolean)',
+                    'rk_peer_secret(text)',
                     'pg_read_binary_file(text)']) AS f
  ORDER BY 1, 2;
 SELECT count(*) AS events_with_password FROM rk_events WHERE detail LIKE '%secret%';

@@ -35,6 +35,7 @@ my %attacks = (
 	'a forced vote' => [$pgasync, "SELECT * FROM rk_request_vote('pgslave', 99, 1, 'FF/0', 'force')"],
 	'a fence of the primary' => [$primary, "SELECT * FROM rk_peer_fence('pgslave', 99, false)"],
 	'a forced promotion' => [$pgslave, "SELECT * FROM rk_peer_failover(true, false, false)"],
+	'a planted node secret' => [$pgslave, "SELECT rk_peer_secret(repeat('ab', 32))"],
 	'a read of the primary\'s files' => [$primary, "SELECT pg_read_binary_file('global/pg_control')"]);
 for my $what (sort keys %attacks)
 {
@@ -56,18 +57,44 @@ for my $n ($pgslave, $pgasync)
 		'the password leaves primary_conninfo of ' . $n->name);
 }
 
+# --- The node secret: on every node, in no base backup, no table, no WAL.
+my $node_file = 'pgsql_tmp.replication_kit.node_pgpass';
+my $node_line = qr/^\*:\*:\*:replication_kit_node:([0-9a-f]{64})$/m;
+my ($secret) = slurp_file($primary->data_dir . "/$node_file") =~ $node_line;
+ok(defined $secret, 'the primary keeps the node role\'s secret in a file of its own');
+for my $n ($pgslave, $pgasync)
+{
+	# A clone does not get it from pg_basebackup: a node that has it hands it over.
+	ok(defined wait_until(sub { -f $n->data_dir . "/$node_file"
+		  && (slurp_file($n->data_dir . "/$node_file") =~ $node_line)[0] eq $secret }, 60),
+		$n->name . ' was given the node secret by another node');
+	my $mode = (stat($n->data_dir . "/$node_file"))[2] & 07777;
+	is(sprintf('%o', $mode), '600', '... readable by the server user only');
+	like(slurp_file($n->logfile), qr/received the node role's secret from another node/, '... and says so');
+}
+{
+	# What the streaming password can copy: a base backup with its WAL.
+	my $copy = PostgreSQL::Test::Utils::tempdir . '/copy';
+	local $ENV{PGPASSWORD} = $REPL_PASSWORD;
+	system('pg_basebackup', '-D', $copy, '-X', 'stream', '-c', 'fast',
+		'-d', 'host=127.0.0.1 port=' . $primary->port . ' user=replicator') == 0
+	  or die 'pg_basebackup as the replication role failed';
+	ok(!-e "$copy/$node_file", 'a base backup taken with the streaming password has no node secret file');
+	my $found = `grep -rl -F '$secret' '$copy' 2>/dev/null`;
+	is($found, '', 'and the secret is in none of its files, WAL included');
+	is($primary->safe_psql('postgres', "SELECT count(*) FROM rk_credentials WHERE role = 'replication_kit_node'"),
+		'0', 'nor in rk_credentials');
+}
+
 # --- Rotate the replication password: every node's password file follows.
 $primary->safe_psql('postgres',
 	"SET log_statement = none; SELECT rk_create_replicator('replicator', '$new_password')");
-my $node_line = qr/^\*:\*:\*:replication_kit_node:[0-9a-f]{64}$/m;
-my $primary_node_line = (slurp_file($primary->data_dir . '/replication_kit.pgpass') =~ /($node_line)/)[0];
-ok(defined $primary_node_line, 'the primary\'s password file holds the node role\'s secret');
+is((slurp_file($primary->data_dir . "/$node_file") =~ $node_line)[0], $secret,
+	'a new replication password keeps the node secret');
 for my $n ($pgslave, $pgasync)
 {
 	ok(defined wait_until(sub { slurp_file($n->data_dir . '/replication_kit.pgpass') =~ /^\*:\*:\*:replicator:\Q$new_password\E$/m }, 30),
 		'the new replication password reaches the password file of ' . $n->name);
-	my ($line) = slurp_file($n->data_dir . '/replication_kit.pgpass') =~ /($node_line)/;
-	is($line, $primary_node_line, '... with the same node secret');
 	my $mode = (stat($n->data_dir . '/replication_kit.pgpass'))[2] & 07777;
 	is(sprintf('%o', $mode), '600', '... readable by the server user only');
 }
@@ -106,7 +133,6 @@ for my $n (@all)
 	}
 	unlike(slurp_file($n->data_dir . '/postgresql.auto.conf'), qr/password/,
 		'no password in postgresql.auto.conf of ' . $n->name);
-	my ($secret) = $primary_node_line =~ /:([0-9a-f]{64})$/;
 	unlike($log, qr/\Q$secret\E/, 'no node secret in the log of ' . $n->name);
 }
 

@@ -150,7 +150,9 @@ start_rewind(RkView *v, int p)
 	rk_conninfo_append(&conn, "host", to->host);
 	rk_conninfo_append(&conn, "port", psprintf("%d", to->port));
 	rk_conninfo_append(&conn, "user", v->peer_user);
-	rk_conninfo_append(&conn, "passfile", psprintf("%s/%s", DataDir, RK_PASS_FILE));
+	rk_conninfo_append(&conn, "passfile", psprintf("%s/%s", DataDir,
+												   strcmp(v->peer_user, RK_NODE_ROLE) == 0 ?
+												   RK_NODE_PASS_FILE : RK_PASS_FILE));
 	rk_conninfo_append(&conn, "dbname", rk_database);
 	rk_conninfo_append(&conn, "connect_timeout", "5");
 	/* A source that stops answering half way must not hang the rewind. */

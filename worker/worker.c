@@ -325,6 +325,117 @@ count_support(RkCall *c, void *arg)
 }
 
 /*
+ * The timing settings are per node.  From what the others last said of
+ * theirs, keep the smallest failover_timeout (it bounds the lease here:
+ * rk_effective_fence_ms) and the longest lease (it bounds how soon this
+ * node votes: rk_vote_wait_ms), and say so loudly when they differ.
+ */
+static void
+combine_timing(RkView *v)
+{
+	static int64 warned_min = -1;
+	static int64 warned_max = -1;
+	int64		min_failover = rk_failover_timeout_ms;
+	int64		max_lease = 0;
+	const char *min_node = v->self;
+	const char *max_node = v->self;
+
+	for (int i = 0; i < v->npeers; i++)
+	{
+		RkPeer	   *p = &v->peers[i];
+
+		if (p->is_self || p->failover_timeout_ms <= 0)
+			continue;
+		if (p->failover_timeout_ms < min_failover)
+		{
+			min_failover = p->failover_timeout_ms;
+			min_node = p->name;
+		}
+		if (p->lease_ms > max_lease)
+		{
+			max_lease = p->lease_ms;
+			max_node = p->name;
+		}
+	}
+	pg_atomic_write_u64(&rk_shared->cluster_min_failover_ms, (uint64) min_failover);
+	pg_atomic_write_u64(&rk_shared->cluster_max_lease_ms, (uint64) max_lease);
+
+	/*
+	 * A lease granted before this node knew a shorter bound ends no later
+	 * than the bound allows from now (the last renewal was no later than
+	 * now).  Only the worker writes the lease.
+	 */
+	if ((int64) pg_atomic_read_u64(&rk_shared->lease_until) > v->mono + rk_effective_fence_ms())
+		pg_atomic_write_u64(&rk_shared->lease_until, (uint64) (v->mono + rk_effective_fence_ms()));
+	if (min_failover < rk_failover_timeout_ms && min_failover != warned_min)
+		ereport(WARNING,
+				(errmsg(RK_LOG_PREFIX "%s has failover_timeout = %lld ms, this node %d ms: the lease here is now %d ms",
+						min_node, (long long) min_failover, rk_failover_timeout_ms, rk_effective_fence_ms()),
+				 errhint("Set the same replication_kit timing settings on every node.")));
+	if (max_lease > rk_effective_fence_ms() && max_lease != warned_max)
+		ereport(WARNING,
+				(errmsg(RK_LOG_PREFIX "%s holds a lease of %lld ms, this node %d ms: this node waits that long before it votes",
+						max_node, (long long) max_lease, rk_effective_fence_ms()),
+				 errhint("Set the same replication_kit timing settings on every node.")));
+	warned_min = min_failover;
+	warned_max = max_lease;
+}
+
+/*
+ * Hand the node role's secret to the nodes that said they lack it (a fresh
+ * clone: no base backup carries it).  Only a node that has the valid
+ * secret, and so logged in as the node role, can; the receiver checks it
+ * against the role's verifier before it keeps it.
+ */
+static void
+give_secret(RkView *v)
+{
+	RkCall		calls[RK_MAX_NODES];
+	int			ncalls = 0;
+	char	   *secret;
+	const char *params[1];
+
+	if (!rk_shared->node_secret_ok || strcmp(v->peer_user, RK_NODE_ROLE) != 0)
+		return;
+	secret = rk_node_secret();
+	if (secret == NULL)
+		return;
+	params[0] = secret;
+	for (int i = 0; i < v->npeers; i++)
+	{
+		RkPeer	   *p = &v->peers[i];
+
+		if (p->is_self || !p->reachable || !p->needs_secret)
+			continue;
+		rk_call_init(&calls[ncalls], p->host, p->port, v->peer_user, v->self,
+					 psprintf("SELECT %s.rk_peer_secret($1)", v->schema_q), 1, params);
+		calls[ncalls].peer_index = i;
+		ncalls++;
+	}
+	if (ncalls > 0)
+	{
+		rk_calls_run(calls, ncalls, rk_probe_timeout_ms);
+		for (int c = 0; c < ncalls; c++)
+		{
+			RkPeer	   *p = &v->peers[calls[c].peer_index];
+
+			if (calls[c].phase == RK_CALL_DONE && calls[c].res != NULL && PQntuples(calls[c].res) == 1)
+			{
+				p->needs_secret = false;
+				ereport(LOG,
+						(errmsg(RK_LOG_PREFIX "gave the node role's secret to %s", p->name)));
+			}
+			else
+				ereport(LOG,
+						(errmsg(RK_LOG_PREFIX "could not give the node role's secret to %s: %s",
+								p->name, calls[c].error)));
+		}
+		rk_calls_clear(calls, ncalls);
+	}
+	memset(secret, 0, strlen(secret));
+}
+
+/*
  * One round of rk_peer_state() calls to every other registered node.  The
  * primary's calls tell the standbys it is alive.  `renew` says this node
  * is a primary holding its lease.
@@ -392,8 +503,13 @@ probe_peers(RkView *v, bool renew)
 		strlcpy(p->voted_for, a.voted_for, NAMEDATALEN);
 		p->silence_ms = a.silence_ms;
 		p->fenced = a.fenced;
+		p->needs_secret = a.needs_secret;
+		p->failover_timeout_ms = (int64) a.failover_timeout_ms;
+		p->lease_ms = (int64) a.lease_ms;
 	}
 	rk_calls_clear(calls, ncalls);
+	give_secret(v);
+	combine_timing(v);
 }
 
 /* Adopt a newer term seen anywhere; terms only ever grow. */
@@ -748,6 +864,7 @@ begin_round(RkView *v)
 	v->tli = rk_current_timeline();
 	v->lsn = rk_local_lsn();
 	found = read_registry(v);
+	rk_shared->node_secret_ok = found && rk_node_secret_valid(rk_node_secret());
 	if (found && rk_credentials_sync_passfile())
 		ereport(LOG,
 				(errmsg(RK_LOG_PREFIX "the password file now holds the credentials in the registry")));
