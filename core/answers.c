@@ -155,9 +155,12 @@ rk_answer_state(RkCall *c, RkStateAnswer *a)
 		((a->timeline = (TimeLineID) tli), (a->silence_ms = (long) silence), true) &&
 		/* Absent from a node with an older library: it does not ask. */
 		(column(c, "needs_secret") == NULL || get_bool(c, "needs_secret", &a->needs_secret)) &&
+		/* Within the settings' own ranges: a peer cannot shrink a lease to nothing or stall votes for days. */
 		(column(c, "failover_timeout_ms") == NULL ||
-		 get_uint(c, "failover_timeout_ms", INT_MAX, &a->failover_timeout_ms)) &&
-		(column(c, "lease_ms") == NULL || get_uint(c, "lease_ms", INT_MAX, &a->lease_ms));
+		 get_uint(c, "failover_timeout_ms", RK_TIMING_MAX_MS, &a->failover_timeout_ms)) &&
+		(column(c, "lease_ms") == NULL || get_uint(c, "lease_ms", RK_TIMING_MAX_MS, &a->lease_ms)) &&
+		(a->failover_timeout_ms == 0 || a->failover_timeout_ms >= RK_FAILOVER_TIMEOUT_MIN_MS ||
+		 malformed(c, "failover_timeout_ms"));
 }
 
 /* rk_request_vote(): granted, or refused with a code. */

@@ -26,6 +26,13 @@
 #include "access/xlogrecovery.h"
 #endif
 
+/* get_role_password() and plain_crypt_verify() take a const logdetail from 15 on. */
+#if PG_VERSION_NUM >= 150000
+typedef const char *rk_logdetail;
+#else
+typedef char *rk_logdetail;
+#endif
+
 /* A string constant for a hand-built ALTER SYSTEM statement. */
 static inline Node *
 rk_make_string_const(const char *str)

@@ -14,6 +14,7 @@
 #include "libpq-fe.h"
 
 #include "core/conninfo.h"
+#include "core/settings.h"
 
 /*
  * Append "key=value" to a connection string.  A value that is a plain word
@@ -115,6 +116,42 @@ rk_shell_quote(const char *s)
 }
 
 /*
+ * Are the kit's TLS settings other than libpq's defaults?  If not, the kit
+ * writes none of them and leaves those an operator wrote in place.
+ */
+bool
+rk_tls_configured(void)
+{
+	return (rk_sslmode != NULL && strcmp(rk_sslmode, "prefer") != 0) ||
+		(rk_sslrootcert != NULL && rk_sslrootcert[0] != '\0') ||
+		(rk_channel_binding != NULL && strcmp(rk_channel_binding, "prefer") != 0);
+}
+
+/*
+ * The kit's TLS settings (replication_kit.sslmode, sslrootcert,
+ * channel_binding), for every connection it makes or hands out, when they
+ * are set.
+ */
+void
+rk_conninfo_append_tls(StringInfo buf)
+{
+	if (!rk_tls_configured())
+		return;
+	rk_conninfo_append(buf, "sslmode", rk_sslmode ? rk_sslmode : "prefer");
+	if (rk_sslrootcert != NULL && rk_sslrootcert[0] != '\0')
+		rk_conninfo_append(buf, "sslrootcert", rk_sslrootcert);
+	rk_conninfo_append(buf, "channel_binding", rk_channel_binding ? rk_channel_binding : "prefer");
+}
+
+/* Is `keyword` one that rk_conninfo_append_tls() writes? */
+bool
+rk_conninfo_is_tls_keyword(const char *keyword)
+{
+	return strcmp(keyword, "sslmode") == 0 || strcmp(keyword, "sslrootcert") == 0 ||
+		strcmp(keyword, "channel_binding") == 0 || strcmp(keyword, "requiressl") == 0;
+}
+
+/*
  * The one command that clones standby `name` from the primary at host:port
  * through its own slot.  Without a data directory it uses "$PGDATA".  The
  * same text is handed out by rk_add_standby() and in the reports of a
@@ -130,6 +167,7 @@ rk_clone_command(const char *datadir, const char *name, const char *host, int po
 	rk_conninfo_append(&conn, "port", psprintf("%d", port));
 	rk_conninfo_append(&conn, "user", role);
 	rk_conninfo_append(&conn, "application_name", name);
+	rk_conninfo_append_tls(&conn);
 	return psprintf("pg_basebackup --pgdata=%s --wal-method=stream --write-recovery-conf "
 					"--slot=%s --checkpoint=fast --dbname=%s",
 					datadir ? rk_shell_quote(datadir) : "\"$PGDATA\"", name, rk_shell_quote(conn.data));

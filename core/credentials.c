@@ -247,6 +247,24 @@ rk_node_secret(void)
 	return secret;
 }
 
+/*
+ * The secret file is readable by the server user only, whatever made it (a
+ * pg_rewind copies the source's with the cluster's file mode, which group
+ * access widens).
+ */
+void
+rk_node_secret_narrow_mode(void)
+{
+	struct stat st;
+
+	if (stat(RK_NODE_PASS_FILE, &st) == 0 && (st.st_mode & 07777) != (S_IRUSR | S_IWUSR) &&
+		chmod(RK_NODE_PASS_FILE, S_IRUSR | S_IWUSR) != 0)
+		ereport(WARNING,
+				(errcode_for_file_access(),
+				 errmsg(RK_LOG_PREFIX "could not make \"%s\" readable by the server user only: %m",
+						RK_NODE_PASS_FILE)));
+}
+
 /* Keep `secret` as the node role's, durably, readable by the server user only. */
 void
 rk_node_secret_write(const char *secret)
@@ -266,7 +284,7 @@ rk_node_secret_write(const char *secret)
 bool
 rk_node_secret_valid(const char *secret)
 {
-	const char *logdetail = NULL;
+	rk_logdetail logdetail = NULL;
 	char	   *shadow;
 
 	if (secret == NULL || !OidIsValid(get_role_oid(RK_NODE_ROLE, true)))

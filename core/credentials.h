@@ -19,6 +19,7 @@ extern char *rk_credentials_new_secret(void);
 extern bool rk_passfile_has_role(const char *role);
 extern char *rk_node_secret(void);
 extern void rk_node_secret_write(const char *secret);
+extern void rk_node_secret_narrow_mode(void);
 extern bool rk_node_secret_valid(const char *secret);
 extern char *rk_peer_password(const char *user);
 extern const char *rk_peer_user(const char *repl_role);

@@ -29,6 +29,10 @@
 #define RK_REASON_LEN		256
 #define RK_RESULT_LEN		1024
 
+/* The range of replication_kit.failover_timeout, which peers' reports must respect too. */
+#define RK_FAILOVER_TIMEOUT_MIN_MS	500
+#define RK_TIMING_MAX_MS			3600000
+
 /* Files the kit keeps in PGDATA. */
 #define RK_STATE_FILE		"replication_kit.state"
 #define RK_PASS_FILE		"replication_kit.pgpass"

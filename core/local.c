@@ -37,6 +37,46 @@ rk_local_lsn(void)
 }
 
 /*
+ * When did the WAL receiver last hear from its primary, on the monotonic
+ * clock?  Its own stamp (lastMsgReceiptTime) is on the wall clock, and a
+ * clock stepped back would keep it "recent" for as long as the step.  So
+ * what counts is when the stamp last changed, as seen here: the worker
+ * looks every round, so the change is seen at most a round late, and the
+ * wall-clock age of the stamp, where it is plausible (not negative, not
+ * more than a round), says how late.  Any process may look; two that see
+ * the change at once write times no earlier than the change.  -1: not
+ * streaming.
+ */
+int64
+rk_walreceiver_heard_ms(void)
+{
+	WalRcvData *walrcv = WalRcv;
+	WalRcvState state;
+	TimestampTz last;
+	int64		now_ms;
+
+	if (walrcv == NULL || rk_shared == NULL)
+		return -1;
+	SpinLockAcquire(&walrcv->mutex);
+	state = walrcv->walRcvState;
+	last = walrcv->lastMsgReceiptTime;
+	SpinLockRelease(&walrcv->mutex);
+	if (state != WALRCV_STREAMING || last == 0)
+		return -1;
+
+	now_ms = rk_monotonic_ms();
+	if ((uint64) last != pg_atomic_read_u64(&rk_shared->walrcv_last_msg))
+	{
+		long		age = TimestampDifferenceMilliseconds(last, GetCurrentTimestamp());
+		long		round = rk_probe_interval_ms + rk_probe_timeout_ms;
+
+		pg_atomic_write_u64(&rk_shared->walrcv_heard_ms, (uint64) (now_ms - Min(Max(age, 0), round)));
+		pg_atomic_write_u64(&rk_shared->walrcv_last_msg, (uint64) last);
+	}
+	return (int64) pg_atomic_read_u64(&rk_shared->walrcv_heard_ms);
+}
+
+/*
  * Has the WAL receiver heard from its primary within `window_ms`?  The
  * second signal a standby watches: WAL still arriving means the primary
  * is alive, whatever the probes say, and no election may start.
@@ -44,23 +84,9 @@ rk_local_lsn(void)
 bool
 rk_walreceiver_hears_primary(int window_ms)
 {
-	WalRcvData *walrcv = WalRcv;
-	WalRcvState state;
-	TimestampTz last;
+	int64		heard = rk_walreceiver_heard_ms();
 
-	if (walrcv == NULL)
-		return false;
-	SpinLockAcquire(&walrcv->mutex);
-	state = walrcv->walRcvState;
-	last = walrcv->lastMsgReceiptTime;
-	SpinLockRelease(&walrcv->mutex);
-	/*
-	 * lastMsgReceiptTime is the server's own, on the wall clock.  A step of
-	 * the clock can only weaken this second signal: a voter also needs the
-	 * silence it measures itself on the monotonic clock (rk_request_vote).
-	 */
-	return state == WALRCV_STREAMING && last != 0 &&
-		TimestampDifferenceMilliseconds(last, GetCurrentTimestamp()) < window_ms;
+	return heard >= 0 && rk_monotonic_ms() - heard < window_ms;
 }
 
 /*

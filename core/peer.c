@@ -164,8 +164,8 @@ call_start(RkCall *c)
 	char		appname[NAMEDATALEN + 32];
 	char	   *password;
 	char		options[64];
-	const char *keys[12];
-	const char *vals[12];
+	const char *keys[14];
+	const char *vals[14];
 	int			n = 0;
 
 	c->res = NULL;
@@ -202,7 +202,13 @@ call_start(RkCall *c)
 	keys[n] = "application_name"; vals[n++] = appname;
 	keys[n] = "connect_timeout"; vals[n++] = timeout;	/* a backstop; the call's deadline rules */
 	keys[n] = "keepalives_idle"; vals[n++] = "5";
-	keys[n] = "sslmode"; vals[n++] = "prefer";
+	keys[n] = "sslmode"; vals[n++] = rk_sslmode ? rk_sslmode : "prefer";
+	keys[n] = "channel_binding"; vals[n++] = rk_channel_binding ? rk_channel_binding : "prefer";
+	if (rk_sslrootcert != NULL && rk_sslrootcert[0] != '\0')
+	{
+		keys[n] = "sslrootcert";
+		vals[n++] = rk_sslrootcert;
+	}
 	/* Only to the node role: a node with an older library would refuse the setting. */
 	if (strcmp(c->user, RK_NODE_ROLE) == 0)
 	{

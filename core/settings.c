@@ -8,6 +8,7 @@
  */
 #include "postgres.h"
 
+#include "lib/stringinfo.h"
 #include "utils/guc.h"
 
 #include "core/settings.h"
@@ -24,6 +25,9 @@ bool		rk_remove_without_majority = false;
 bool		rk_auto_rejoin = true;
 char	   *rk_simulate_partition = NULL;
 char	   *rk_peer_system_identifier = NULL;
+char	   *rk_sslmode = NULL;
+char	   *rk_sslrootcert = NULL;
+char	   *rk_channel_binding = NULL;
 
 /*
  * The kit's database goes into pg_hba.conf and into connection strings: one
@@ -65,6 +69,49 @@ check_database(char **newval, void **extra, GucSource source)
 	return true;
 }
 
+/* A value from a fixed list (libpq's own words for it). */
+static bool
+check_word(const char *value, const char *const *words, int nwords, const char *setting)
+{
+	StringInfoData list;
+
+	for (int i = 0; i < nwords; i++)
+		if (value != NULL && strcmp(value, words[i]) == 0)
+			return true;
+	initStringInfo(&list);
+	for (int i = 0; i < nwords; i++)
+		appendStringInfo(&list, "%s%s", i ? ", " : "", words[i]);
+	GUC_check_errdetail("%s is one of: %s.", setting, list.data);
+	return false;
+}
+
+static bool
+check_sslmode(char **newval, void **extra, GucSource source)
+{
+	static const char *const words[] = {"disable", "allow", "prefer", "require", "verify-ca", "verify-full"};
+
+	return check_word(*newval, words, lengthof(words), "replication_kit.sslmode");
+}
+
+static bool
+check_channel_binding(char **newval, void **extra, GucSource source)
+{
+	static const char *const words[] = {"disable", "prefer", "require"};
+
+	return check_word(*newval, words, lengthof(words), "replication_kit.channel_binding");
+}
+
+/*
+ * Whether the kit's connections must be encrypted (sslmode require or
+ * stronger): then nothing secret is handed over a connection that is not.
+ */
+bool
+rk_tls_required(void)
+{
+	return rk_sslmode != NULL &&
+		(strcmp(rk_sslmode, "require") == 0 || strncmp(rk_sslmode, "verify-", 7) == 0);
+}
+
 /* Called once, from _PG_init in the postmaster. */
 void
 rk_define_settings(void)
@@ -97,7 +144,7 @@ rk_define_settings(void)
 	DefineCustomIntVariable("replication_kit.failover_timeout",
 							"How long the primary must be unreachable before a standby starts an election.",
 							NULL,
-							&rk_failover_timeout_ms, 5000, 500, 3600000,
+							&rk_failover_timeout_ms, 5000, RK_FAILOVER_TIMEOUT_MIN_MS, RK_TIMING_MAX_MS,
 							PGC_SIGHUP, GUC_UNIT_MS, NULL, NULL, NULL);
 
 	DefineCustomIntVariable("replication_kit.fence_timeout",
@@ -140,6 +187,25 @@ rk_define_settings(void)
 							   &rk_peer_system_identifier, "",
 							   PGC_USERSET, GUC_NOT_IN_SAMPLE | GUC_NO_SHOW_ALL | GUC_DISALLOW_IN_FILE,
 							   NULL, NULL, NULL);
+
+	DefineCustomStringVariable("replication_kit.sslmode",
+							   "libpq sslmode of the kit's connections: node-to-node calls, WAL streaming, pg_rewind, clones.",
+							   "verify-full with replication_kit.sslrootcert authenticates every node's server "
+							   "certificate; require and stronger also keep the node secret off unencrypted connections.",
+							   &rk_sslmode, "prefer",
+							   PGC_SIGHUP, 0, check_sslmode, NULL, NULL);
+
+	DefineCustomStringVariable("replication_kit.sslrootcert",
+							   "The certificate authorities the kit's connections trust (libpq sslrootcert).",
+							   "Empty: libpq's default, ~/.postgresql/root.crt of the server's user.",
+							   &rk_sslrootcert, "",
+							   PGC_SIGHUP, 0, NULL, NULL, NULL);
+
+	DefineCustomStringVariable("replication_kit.channel_binding",
+							   "libpq channel_binding of the kit's connections.",
+							   "require: SCRAM bound to the TLS channel, so that no man in the middle can relay a login.",
+							   &rk_channel_binding, "prefer",
+							   PGC_SIGHUP, 0, check_channel_binding, NULL, NULL);
 
 	MarkGUCPrefixReserved("replication_kit");
 }

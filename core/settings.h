@@ -21,6 +21,10 @@ extern bool rk_auto_rejoin;
 extern bool rk_remove_without_majority;
 extern char *rk_simulate_partition;
 extern char *rk_peer_system_identifier;
+extern char *rk_sslmode;
+extern char *rk_sslrootcert;
+extern char *rk_channel_binding;
+extern bool rk_tls_required(void);
 
 extern void rk_define_settings(void);
 extern int	rk_effective_fence_ms(void);

@@ -74,6 +74,8 @@ rk_shmem_startup(void)
 		pg_atomic_init_u32(&rk_shared->elected, 0);
 		pg_atomic_init_u64(&rk_shared->cluster_min_failover_ms, 0);
 		pg_atomic_init_u64(&rk_shared->cluster_max_lease_ms, 0);
+		pg_atomic_init_u64(&rk_shared->walrcv_last_msg, 0);
+		pg_atomic_init_u64(&rk_shared->walrcv_heard_ms, 0);
 
 		/*
 		 * A node of a cluster of several starts without a lease: it commits

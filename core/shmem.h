@@ -139,6 +139,10 @@ typedef struct RkShared
 	 */
 	pg_atomic_uint64 cluster_min_failover_ms;
 	pg_atomic_uint64 cluster_max_lease_ms;
+
+	/* The WAL receiver's last message time, and when it last changed (monotonic ms). */
+	pg_atomic_uint64 walrcv_last_msg;
+	pg_atomic_uint64 walrcv_heard_ms;
 	bool		result_ok;
 	bool		result_forced_loss; /* promoted without a majority or the sync quorum */
 	char		result[RK_RESULT_LEN];

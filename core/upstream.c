@@ -60,7 +60,8 @@ rk_upstream_conninfo(const char *host, int port, const char *self, const char *r
 				strcmp(o->keyword, "port") == 0 || strcmp(o->keyword, "application_name") == 0)
 				continue;
 			/* A password in primary_conninfo is printed in the server log on every change. */
-			if (strcmp(o->keyword, "password") == 0)
+			if (strcmp(o->keyword, "password") == 0 ||
+				(rk_tls_configured() && rk_conninfo_is_tls_keyword(o->keyword)))
 				continue;
 			/* The kit's current replication role, if it names one (it may have been renamed). */
 			if (strcmp(o->keyword, "user") == 0 && role != NULL)
@@ -77,6 +78,7 @@ rk_upstream_conninfo(const char *host, int port, const char *self, const char *r
 		rk_conninfo_append(&buf, "user", role);
 	if (!have_secret)
 		rk_conninfo_append(&buf, "passfile", psprintf("%s/%s", DataDir, RK_PASS_FILE));
+	rk_conninfo_append_tls(&buf);
 	return buf.data;
 }
 

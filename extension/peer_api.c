@@ -351,7 +351,7 @@ judge_vote(const VoteRequest *rq, const RkNodeState *st, char *reason)
 		return RK_REFUSAL_RECEIVES_WAL;
 	}
 	if (!rq->forced &&
-		rk_monotonic_ms() - rk_shared->last_vote_ms < rk_failover_timeout_ms &&
+		rk_monotonic_ms() - rk_shared->last_vote_ms < rk_vote_wait_ms(true) &&
 		st->voted_term < rq->term && st->voted_for[0] != '\0' && strcmp(st->voted_for, rq->candidate) != 0)
 	{
 		snprintf(reason, RK_REASON_LEN, "voted for %s in term " UINT64_FORMAT " less than failover_timeout ago",
@@ -723,6 +723,12 @@ rk_peer_secret(PG_FUNCTION_ARGS)
 	char	   *secret = PG_ARGISNULL(0) ? NULL : text_to_cstring(PG_GETARG_TEXT_PP(0));
 
 	require_peer("rk_peer_secret", NULL);
+	if (rk_tls_required() && MyProcPort != NULL && !MyProcPort->ssl_in_use)
+		ereport(ERROR,
+				(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
+				 errmsg("the node secret is not taken over an unencrypted connection"),
+				 errdetail("replication_kit.sslmode is %s.", rk_sslmode),
+				 errhidestmt(true)));
 	if (secret == NULL || strlen(secret) != 64 || strspn(secret, "0123456789abcdef") != 64 ||
 		!rk_node_secret_valid(secret))
 		ereport(ERROR,

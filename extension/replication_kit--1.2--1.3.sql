@@ -4,10 +4,12 @@
 
 -- The nodes call each other as a role of their own (replication_kit_node)
 -- whose secret no person types and no base backup carries; the streaming
--- password alone no longer reaches the node-to-node functions.  Run
--- rk_create_replicator() once more on the primary after this update, and
--- rk_allow_replication() on every node (the node role needs its own
--- pg_hba.conf line).
+-- password alone no longer reaches the node-to-node functions.  Restart
+-- every node on the new library before this update (a node still running
+-- the old one would answer rk_peer_state with fewer columns than the new
+-- function declares).  After it, run rk_allow_replication() on every node
+-- (the node role needs its own pg_hba.conf line) and rk_create_replicator()
+-- once more on the primary.
 
 -- The replication password, which every node's worker writes into its
 -- password file.
@@ -55,3 +57,20 @@ SET search_path = pg_catalog, pg_temp;
 
 REVOKE ALL ON FUNCTION @extschema@.rk_peer_state(text, bigint, boolean),
     @extschema@.rk_peer_secret(text) FROM PUBLIC;
+
+-- The replication role called rk_peer_state under 1.2 and still does until
+-- rk_create_replicator() has made the node role: recreating the function
+-- must not take that away, or every probe would fail and the primary fence
+-- itself.  (rk_create_replicator() takes it away once the node role is in
+-- use.)
+DO $$
+DECLARE
+    role text;
+BEGIN
+    SELECT replication_role INTO role FROM @extschema@.rk_cluster;
+    IF role IS NOT NULL AND EXISTS (SELECT 1 FROM pg_catalog.pg_roles WHERE rolname = role) THEN
+        EXECUTE pg_catalog.format(
+            'GRANT EXECUTE ON FUNCTION @extschema@.rk_peer_state(text, bigint, boolean) TO %I', role);
+    END IF;
+END
+$$;

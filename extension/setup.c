@@ -363,6 +363,7 @@ ensure_node_role(CreateReplicator *cr)
 		"log_statement = 'none'", "log_min_duration_statement = -1",
 		"log_min_duration_sample = -1", "log_parameter_max_length = 0",
 		"log_parameter_max_length_on_error = 0", "log_duration = off",
+		"auto_explain.log_min_duration = -1", "pgaudit.log = 'none'",
 	};
 
 	if (!exists || !rk_node_secret_valid(secret))

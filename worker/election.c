@@ -146,7 +146,7 @@ rk_quorum_ready(RkView *v, char *reason, size_t reasonlen)
 			reachable++;
 		if (p->sync && p->joined)
 			heard_sync++;
-		if (!p->is_self && p->silence_ms < rk_failover_timeout_ms)
+		if (!p->is_self && p->silence_ms < rk_vote_wait_ms(true))
 		{
 			snprintf(reason, reasonlen, "%s still had contact with the primary %ld ms ago",
 					 p->name, p->silence_ms);
@@ -686,7 +686,7 @@ primary_alive_elsewhere(RkView *v, StringInfo result)
 
 		if (p->is_self || i == v->primary_idx || !p->reachable || !p->in_recovery)
 			continue;
-		if (p->silence_ms < rk_failover_timeout_ms)
+		if (p->silence_ms < rk_vote_wait_ms(true))
 		{
 			appendStringInfo(result, "the primary %s is not reachable from %s, but %s had contact with it %ld ms ago: it is alive and cannot be fenced from here; fix the network or stop it, then try again",
 							 v->primary_idx >= 0 ? v->peers[v->primary_idx].name : "(unknown)",

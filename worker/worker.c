@@ -48,6 +48,7 @@
 #include "utils/timestamp.h"
 
 #include "core/credentials.h"
+#include "core/local.h"
 #include "core/peer.h"
 #include "core/upstream.h"
 #include "worker/fsm.h"
@@ -320,6 +321,21 @@ count_support(RkCall *c, void *arg)
 	if (!p->joined || !rk_answer_state(c, &a) || !a.in_recovery || a.term > er->v->st.term ||
 		strcmp(a.primary_name, er->v->self) != 0)
 		return;
+
+	/*
+	 * A supporter that elects sooner than the lease would last bounds it
+	 * now, not only once the round is over (combine_timing): the lease
+	 * granted below already respects it.
+	 */
+	if (a.failover_timeout_ms > 0)
+	{
+		uint64		known = pg_atomic_read_u64(&rk_shared->cluster_min_failover_ms);
+
+		if (known == 0)
+			known = (uint64) rk_failover_timeout_ms;
+		if (a.failover_timeout_ms < known)
+			pg_atomic_write_u64(&rk_shared->cluster_min_failover_ms, a.failover_timeout_ms);
+	}
 	if (++er->support == er->v->majority)
 		rk_extend_lease(er->v->mono);
 }
@@ -508,8 +524,8 @@ probe_peers(RkView *v, bool renew)
 		p->lease_ms = (int64) a.lease_ms;
 	}
 	rk_calls_clear(calls, ncalls);
-	give_secret(v);
 	combine_timing(v);
+	give_secret(v);
 }
 
 /* Adopt a newer term seen anywhere; terms only ever grow. */
@@ -617,7 +633,8 @@ standby_event(RkView *v)
 	}
 	if (v->silence_ms < rk_probe_interval_ms + rk_probe_timeout_ms || v->contact)
 		return RK_EV_PRIMARY_SEEN;
-	if (v->silence_ms < rk_failover_timeout_ms)
+	/* Its own failover_timeout, and no less than the longest lease heard of. */
+	if (v->silence_ms < rk_vote_wait_ms(true))
 		return RK_EV_PRIMARY_SILENT;
 	return RK_EV_PRIMARY_DEAD;
 }
@@ -864,6 +881,7 @@ begin_round(RkView *v)
 	v->tli = rk_current_timeline();
 	v->lsn = rk_local_lsn();
 	found = read_registry(v);
+	rk_node_secret_narrow_mode();
 	rk_shared->node_secret_ok = found && rk_node_secret_valid(rk_node_secret());
 	if (found && rk_credentials_sync_passfile())
 		ereport(LOG,
@@ -884,7 +902,10 @@ begin_round(RkView *v)
 	}
 
 	if (v->in_recovery)
+	{
 		note_wal_end();
+		(void) rk_walreceiver_heard_ms();	/* notice new WAL within a round */
+	}
 
 	/* Record who this node is (a clone corrects the name it inherited). */
 	if (v->self[0])
