@@ -21,6 +21,7 @@
  */
 #include "postgres.h"
 
+#include "common/hashfn.h"
 #include "libpq-fe.h"
 #include "miscadmin.h"
 #include "pgstat.h"
@@ -47,6 +48,7 @@ typedef struct PeerConn
 	PGconn	   *conn;
 	uint64		last_used;
 	bool		busy;
+	uint32		tls_hash;		/* the TLS settings it was made with */
 } PeerConn;
 
 static PeerConn conns[RK_MAX_NODES];
@@ -153,6 +155,18 @@ ignore_notice(void *arg, const char *message)
 {
 }
 
+/* The TLS settings now, as a number: a connection made under others is not reused. */
+static uint32
+tls_settings_hash(void)
+{
+	char	   *s = psprintf("%s|%s|%s", rk_sslmode ? rk_sslmode : "", rk_sslrootcert ? rk_sslrootcert : "",
+							 rk_channel_binding ? rk_channel_binding : "");
+	uint32		h = hash_bytes((const unsigned char *) s, strlen(s));
+
+	pfree(s);
+	return h;
+}
+
 /* Start (or reuse) the connection and send the query; no waiting here. */
 static void
 call_start(RkCall *c)
@@ -171,9 +185,13 @@ call_start(RkCall *c)
 	c->res = NULL;
 	c->error[0] = '\0';
 	c->sqlstate[0] = '\0';
-	/* Reused only as the same user: a clone calls as the node role once it has its secret. */
+	/*
+	 * Reused only as the same user (a clone calls as the node role once it
+	 * has its secret) and under the same TLS settings (a new CA applies at
+	 * once).
+	 */
 	if (pc->conn && PQstatus(pc->conn) == CONNECTION_OK && PQtransactionStatus(pc->conn) == PQTRANS_IDLE &&
-		strcmp(PQuser(pc->conn), c->user) == 0)
+		strcmp(PQuser(pc->conn), c->user) == 0 && pc->tls_hash == tls_settings_hash())
 	{
 		c->conn = pc->conn;
 		c->phase = RK_CALL_SENDING;
@@ -219,6 +237,7 @@ call_start(RkCall *c)
 	Assert(n < lengthof(keys));
 
 	pc->conn = PQconnectStartParams(keys, vals, 0);
+	pc->tls_hash = tls_settings_hash();
 	if (password != NULL)
 	{
 		memset(password, 0, strlen(password));

@@ -1033,8 +1033,6 @@ rk_worker_main(Datum main_arg)
 		{
 			ConfigReloadPending = false;
 			ProcessConfigFile(PGC_SIGHUP);
-			/* Connections made with the old TLS settings (a CA, an sslmode) are not kept. */
-			rk_calls_disconnect_all();
 			ereport(LOG, (errmsg(RK_LOG_PREFIX "worker reloaded its configuration")));
 			check_timing();
 		}
