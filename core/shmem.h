@@ -129,6 +129,7 @@ typedef struct RkShared
 	 */
 	bool		wal_end_known;
 	bool		node_secret_ok; /* RK_NODE_PASS_FILE holds the node role's current secret */
+	bool		node_secret_checked;	/* ... as the worker has looked since the start */
 
 	/*
 	 * The timing settings are per node; what the others said of theirs

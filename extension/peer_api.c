@@ -274,7 +274,8 @@ rk_peer_state(PG_FUNCTION_ARGS)
 	values[7] = Int64GetDatum(in_recovery ? Max(0, rk_monotonic_ms() - seen_ms) : 0);
 	values[8] = BoolGetDatum(!in_recovery && !rk_acknowledges_commits());
 	/* From 1.3: whether this node lacks the node role's secret (rk_peer_secret). */
-	values[9] = BoolGetDatum(!rk_shared->node_secret_ok);
+	/* Not before the worker has looked: a node just started would ask every time. */
+	values[9] = BoolGetDatum(rk_shared->node_secret_checked && !rk_shared->node_secret_ok);
 	/* Its timing settings, which bound the other nodes' (rk_effective_fence_ms). */
 	values[10] = Int64GetDatum(rk_failover_timeout_ms);
 	values[11] = Int64GetDatum(rk_effective_fence_ms());

@@ -883,6 +883,7 @@ begin_round(RkView *v)
 	found = read_registry(v);
 	rk_node_secret_narrow_mode();
 	rk_shared->node_secret_ok = found && rk_node_secret_valid(rk_node_secret());
+	rk_shared->node_secret_checked = found;
 	if (found && rk_credentials_sync_passfile())
 		ereport(LOG,
 				(errmsg(RK_LOG_PREFIX "the password file now holds the credentials in the registry")));
