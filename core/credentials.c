@@ -63,6 +63,25 @@ append_passfile_line(StringInfo buf, const char *role, const char *password)
 }
 
 /*
+ * Make a file of secrets readable by the server user only, if it exists and
+ * is not; true if it is (or does not exist) afterwards.
+ */
+static bool
+narrow_mode(const char *path)
+{
+	struct stat st;
+
+	if (stat(path, &st) != 0 || (st.st_mode & 07777) == (S_IRUSR | S_IWUSR))
+		return true;
+	if (chmod(path, S_IRUSR | S_IWUSR) == 0)
+		return true;
+	ereport(WARNING,
+			(errcode_for_file_access(),
+			 errmsg(RK_LOG_PREFIX "could not make \"%s\" readable by the server user only: %m", path)));
+	return false;
+}
+
+/*
  * Is the extension at 1.3 or later, so that rk_credentials is its own table?
  * A table of that name found by name alone could be anyone's (a view that
  * runs a function as the worker's superuser, planted before the update).
@@ -124,14 +143,13 @@ rk_credentials_sync_passfile(void)
 	char	   *have;
 	size_t		have_len = 0;
 	bool		same;
-	struct stat st;
 
 	if (want == NULL)
 		return false;
 	have = rk_read_whole_file(RK_PASS_FILE, &have_len);
 	same = have != NULL && have_len == strlen(want) && memcmp(have, want, have_len) == 0;
 	/* A clone made with group access may have a wider mode: narrow it too. */
-	if (same && stat(RK_PASS_FILE, &st) == 0 && (st.st_mode & 07777) != (S_IRUSR | S_IWUSR))
+	if (same && !narrow_mode(RK_PASS_FILE))
 		same = false;
 	if (!same)
 		rk_durable_write(RK_PASS_FILE, want, strlen(want), S_IRUSR | S_IWUSR);
@@ -176,32 +194,6 @@ rk_credentials_new_secret(void)
 	return hex;
 }
 
-/*
- * Whether the password file has a line for `role`.  Readable in the
- * postmaster, before any catalog can be.
- */
-bool
-rk_passfile_has_role(const char *role)
-{
-	size_t		len;
-	char	   *content = rk_read_whole_file(RK_PASS_FILE, &len);
-	char	   *prefix = psprintf("*:*:*:%s:", role);
-	bool		found = false;
-
-	if (content == NULL)
-		return false;
-	for (char *line = content; line && *line;)
-	{
-		if (strncmp(line, prefix, strlen(prefix)) == 0)
-			found = true;
-		line = strchr(line, '\n');
-		if (line)
-			line++;
-	}
-	memset(content, 0, len);
-	return found;
-}
-
 /* The password a libpq password file `path` holds for `role`, or NULL. */
 static char *
 passfile_password(const char *path, const char *role)
@@ -236,6 +228,21 @@ passfile_password(const char *path, const char *role)
 	return password;
 }
 
+/*
+ * Whether the password file has a line for `role`.  Readable in the
+ * postmaster, before any catalog can be.
+ */
+bool
+rk_passfile_has_role(const char *role)
+{
+	char	   *password = passfile_password(RK_PASS_FILE, role);
+
+	if (password == NULL)
+		return false;
+	memset(password, 0, strlen(password));
+	return true;
+}
+
 /* The node role's secret as this node keeps it, or NULL. */
 char *
 rk_node_secret(void)
@@ -255,14 +262,7 @@ rk_node_secret(void)
 void
 rk_node_secret_narrow_mode(void)
 {
-	struct stat st;
-
-	if (stat(RK_NODE_PASS_FILE, &st) == 0 && (st.st_mode & 07777) != (S_IRUSR | S_IWUSR) &&
-		chmod(RK_NODE_PASS_FILE, S_IRUSR | S_IWUSR) != 0)
-		ereport(WARNING,
-				(errcode_for_file_access(),
-				 errmsg(RK_LOG_PREFIX "could not make \"%s\" readable by the server user only: %m",
-						RK_NODE_PASS_FILE)));
+	narrow_mode(RK_NODE_PASS_FILE);
 }
 
 /* Keep `secret` as the node role's, durably, readable by the server user only. */

@@ -169,6 +169,18 @@ require_peer(const char *funcname, const char *caller)
 }
 
 /*
+ * Act on the kit's own authority (the bootstrap superuser) for a step the
+ * calling node role may not take itself; the caller puts back the saved
+ * user with SetUserIdAndSecContext (an error does so too).
+ */
+static void
+kit_authority_begin(Oid *save_user, int *save_sec)
+{
+	GetUserIdAndSecContext(save_user, save_sec);
+	SetUserIdAndSecContext(BOOTSTRAP_SUPERUSERID, *save_sec | SECURITY_LOCAL_USERID_CHANGE);
+}
+
+/*
  * A term another node sends: a whole number from 1 to RK_TERM_MAX (0 where
  * `zero_ok`: a node that has seen no term yet).  A negative bigint would
  * otherwise become a term near 2^64, after which every term wraps.
@@ -412,8 +424,7 @@ leave_old_stream(const char *candidate, const char *role, RkRefusal *refusal, ch
 	 * not ALTER SYSTEM; the kit does it on its own authority, with a
 	 * conninfo it builds itself from the registry's host and port.
 	 */
-	GetUserIdAndSecContext(&save_user, &save_sec);
-	SetUserIdAndSecContext(BOOTSTRAP_SUPERUSERID, save_sec | SECURITY_LOCAL_USERID_CHANGE);
+	kit_authority_begin(&save_user, &save_sec);
 	rk_point_upstream(host, port, rk_self_name(), role[0] ? role : NULL);
 	SetUserIdAndSecContext(save_user, save_sec);
 
@@ -606,8 +617,7 @@ rk_peer_fence(PG_FUNCTION_ARGS)
 		 * On the kit's authority: the node role may not end other roles'
 		 * processes, and would not even see whose WAL sender is whose.
 		 */
-		GetUserIdAndSecContext(&save_user, &save_sec);
-		SetUserIdAndSecContext(BOOTSTRAP_SUPERUSERID, save_sec | SECURITY_LOCAL_USERID_CHANGE);
+		kit_authority_begin(&save_user, &save_sec);
 		rk_cut_walsenders(caller, false, RK_WALSENDER_CUT_TRIES);
 		SetUserIdAndSecContext(save_user, save_sec);
 	}

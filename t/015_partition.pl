@@ -29,15 +29,8 @@ $primary->poll_query_until('postgres', 'SELECT count(*) > 20 FROM writes') or di
 # Cut pgmaster off.  A session on it goes on committing with
 # synchronous_commit = local (no standby needed), a row every 10 ms stamped
 # with the server's clock, until the fence refuses a commit.
-my $cut_at = time;
-partition($_, 'pgmaster') for ($pgslave, $pgasync);
-partition($primary, 'pgslave,pgasyncslave');
-my ($ok, $out, $err) = psql_ok($primary,
-	'SET synchronous_commit = local; DO $$ BEGIN LOOP '
-	  . 'INSERT INTO local_writes (at) VALUES (clock_timestamp()); COMMIT; PERFORM pg_sleep(0.01); '
-	  . 'END LOOP; END $$', timeout => 120);
+my ($cut_at, $err, $last_local) = cut_off_committing($primary, $pgslave, $pgasync);
 like($err, qr/has not heard from a majority/, 'the cut-off primary stops committing by itself');
-my $last_local = $primary->safe_psql('postgres', 'SELECT extract(epoch FROM max(at)) FROM local_writes');
 
 my $new = wait_for_primary(60, $pgslave, $pgasync);
 ok(defined $new, 'the standbys elected a new primary') or die;

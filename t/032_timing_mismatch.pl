@@ -34,15 +34,8 @@ my ($lease) = slurp_file($primary->logfile) =~ /the lease here is now (\d+) ms/;
 cmp_ok($lease, '<', 2000, "its lease ($lease ms) is shorter than the standbys' failover_timeout");
 
 # Cut the primary off while a session on it commits locally every 10 ms.
-my $cut_at = time;
-partition($_, 'pgmaster') for ($pgslave, $pgasync);
-partition($primary, 'pgslave,pgasyncslave');
-my ($ok, $out, $err) = psql_ok($primary,
-	'SET synchronous_commit = local; DO $$ BEGIN LOOP '
-	  . 'INSERT INTO local_writes (at) VALUES (clock_timestamp()); COMMIT; PERFORM pg_sleep(0.01); '
-	  . 'END LOOP; END $$', timeout => 120);
+my ($cut_at, $err, $last_local) = cut_off_committing($primary, $pgslave, $pgasync);
 like($err, qr/has not heard from a majority/, 'the cut-off primary stops committing by itself');
-my $last_local = $primary->safe_psql('postgres', 'SELECT extract(epoch FROM max(at)) FROM local_writes');
 
 my $new = wait_for_primary(60, $pgslave, $pgasync);
 ok(defined $new, 'the standbys elected a new primary') or die;

@@ -18,7 +18,7 @@ our @EXPORT = qw(new_kit_node setup_primary clone_standby build_cluster
   kit_settings wait_for_sync_state status_of wait_until psql_ok
   write_connstr start_writer stop_writer acked_missing wait_for_primary
   freeze_node thaw_node node_pids reclone run_clone_command kill9 poll_ok wait_follows
-  partition fail_over_diverged $REPL_PASSWORD);
+  partition fail_over_diverged cut_off_committing $REPL_PASSWORD);
 
 our $REPL_PASSWORD = 'rk-secret-pw';
 
@@ -222,6 +222,25 @@ sub partition
 		  : 'ALTER SYSTEM RESET replication_kit.simulate_partition');
 	$node->safe_psql('postgres', 'SELECT pg_reload_conf()');
 	return;
+}
+
+# Cut `primary` off from both standbys while one session on it commits
+# with synchronous_commit = local into local_writes, a row every 10 ms
+# stamped with the server's clock, until a commit is refused.  Returns the
+# time of the cut, the refusal's error text, and the epoch of the last row
+# the primary kept.
+sub cut_off_committing
+{
+	my ($primary, $pgslave, $pgasync) = @_;
+	my $cut_at = time;
+	partition($_, 'pgmaster') for ($pgslave, $pgasync);
+	partition($primary, 'pgslave,pgasyncslave');
+	my ($ok, $out, $err) = psql_ok($primary,
+		'SET synchronous_commit = local; DO $$ BEGIN LOOP '
+		  . 'INSERT INTO local_writes (at) VALUES (clock_timestamp()); COMMIT; PERFORM pg_sleep(0.01); '
+		  . 'END LOOP; END $$', timeout => 120);
+	my $last = $primary->safe_psql('postgres', 'SELECT extract(epoch FROM max(at)) FROM local_writes');
+	return ($cut_at, $err, $last);
 }
 
 # A table `probe` with the row 'before' on every node; then a row

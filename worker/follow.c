@@ -189,6 +189,20 @@ rk_extend_lease(int64 from_ms)
 		pg_atomic_write_u64(&rk_shared->lease_until, (uint64) until);
 }
 
+/*
+ * Bring the end of the lease in to `from` + the effective fence timeout,
+ * when a shorter bound became known since it was granted (another node's
+ * smaller failover_timeout).  The last renewal was no later than `from`.
+ */
+void
+rk_cap_lease(int64 from_ms)
+{
+	int64		until = from_ms + rk_effective_fence_ms();
+
+	if ((int64) pg_atomic_read_u64(&rk_shared->lease_until) > until)
+		pg_atomic_write_u64(&rk_shared->lease_until, (uint64) until);
+}
+
 /* Allow commits until `from` + the effective fence timeout. */
 void
 rk_grant_lease(RkView *v, int64 from_ms)

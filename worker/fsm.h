@@ -141,5 +141,6 @@ extern int	rk_upstream_index(RkView *v);
 extern void rk_create_peer_slots(RkView *v);
 extern void rk_grant_lease(RkView *v, int64 from_ms);
 extern void rk_extend_lease(int64 from_ms);
+extern void rk_cap_lease(int64 from_ms);
 
 #endif							/* RK_WORKER_FSM_H */

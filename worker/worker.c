@@ -376,21 +376,17 @@ combine_timing(RkView *v)
 	pg_atomic_write_u64(&rk_shared->cluster_min_failover_ms, (uint64) min_failover);
 	pg_atomic_write_u64(&rk_shared->cluster_max_lease_ms, (uint64) max_lease);
 
-	/*
-	 * A lease granted before this node knew a shorter bound ends no later
-	 * than the bound allows from now (the last renewal was no later than
-	 * now).  Only the worker writes the lease.
-	 */
-	if ((int64) pg_atomic_read_u64(&rk_shared->lease_until) > v->mono + rk_effective_fence_ms())
-		pg_atomic_write_u64(&rk_shared->lease_until, (uint64) (v->mono + rk_effective_fence_ms()));
+	rk_cap_lease(v->mono);
 	if (min_failover < rk_failover_timeout_ms && min_failover != warned_min)
 		ereport(WARNING,
-				(errmsg(RK_LOG_PREFIX "%s has failover_timeout = %lld ms, this node %d ms: the lease here is now %d ms",
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg(RK_LOG_PREFIX "%s has failover_timeout = %lld ms, this node %d ms: the lease here is now %d ms",
 						min_node, (long long) min_failover, rk_failover_timeout_ms, rk_effective_fence_ms()),
 				 errhint("Set the same replication_kit timing settings on every node.")));
 	if (max_lease > rk_effective_fence_ms() && max_lease != warned_max)
 		ereport(WARNING,
-				(errmsg(RK_LOG_PREFIX "%s holds a lease of %lld ms, this node %d ms: this node waits that long before it votes",
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg(RK_LOG_PREFIX "%s holds a lease of %lld ms, this node %d ms: this node waits that long before it votes",
 						max_node, (long long) max_lease, rk_effective_fence_ms()),
 				 errhint("Set the same replication_kit timing settings on every node.")));
 	warned_min = min_failover;
