@@ -55,6 +55,10 @@ for my $target ($pgslave, $pgasync, $primary)
 	wait_follows($_, $p) or die "the cluster did not come back whole after the switchover to $name"
 	  for grep { $_ != $p } @all;
 	pass("after the switchover to $name, both other nodes stream from it");
+	# The old primary's slots would hold its WAL back as a standby, until
+	# max_slot_wal_keep_size, and then be reported lost: it drops them.
+	ok(poll_ok($current, 'SELECT count(*) = 0 FROM pg_replication_slots', 60),
+		$current->name . ', a standby now, dropped the slots it had as the primary');
 	$_->_update_pid(1) for @all;
 	$current = $p;
 }

@@ -307,6 +307,14 @@ run_election(RkView *v, const char *mode, uint64 term, StringInfo result)
 	v->tli = rk_current_timeline();
 	rk_journal(v, "election", v->self, "term " UINT64_FORMAT " (%s): asking for votes at %X/%X on timeline %u",
 			   term, mode, LSN_FORMAT_ARGS(v->lsn), v->tli);
+
+	/*
+	 * Every voter points its WAL receiver at us before it grants (rule 2),
+	 * so its slot must already be here: a receiver that finds none waits
+	 * wal_retrieve_retry_interval before it tries again, and meanwhile no
+	 * synchronous standby streams from the new primary.
+	 */
+	rk_create_peer_slots(v);
 	votes = request_votes(v, term, mode, &heard_sync, &detail, more_wal);
 	rk_journal(v, "votes", v->self, "term " UINT64_FORMAT ": %d of %d (majority %d); %s",
 			   term, votes, v->members, v->majority, detail.data);

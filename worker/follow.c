@@ -157,6 +157,45 @@ rk_create_peer_slots(RkView *v)
 }
 
 /*
+ * A standby that follows a live primary needs no slots of its own: the ones
+ * it made to be promoted (or kept from its own time as the primary) would
+ * hold its WAL back until max_slot_wal_keep_size, and later be reported as
+ * lost.  Drop the idle ones named after registered nodes; a candidate makes
+ * them again before it asks for votes.
+ */
+void
+rk_drop_idle_peer_slots(RkView *v)
+{
+	bool		started = rk_xact_begin();
+	uint64		n;
+
+	SPI_connect();
+	if (SPI_execute(psprintf("SELECT s.slot_name::text FROM pg_catalog.pg_replication_slots s "
+							 "JOIN %s n ON n.node_name = s.slot_name::text "
+							 "WHERE s.slot_type = 'physical' AND NOT s.active AND s.temporary IS FALSE",
+							 rk_table("rk_nodes")), true, 0) == SPI_OK_SELECT &&
+		(n = SPI_processed) > 0)
+	{
+		SPITupleTable *found = SPI_tuptable;
+
+		for (uint64 i = 0; i < n; i++)
+		{
+			char	   *name = SPI_getvalue(found->vals[i], found->tupdesc, 1);
+			Oid			types[1] = {TEXTOID};
+			Datum		vals[1] = {CStringGetTextDatum(name)};
+
+			if (strcmp(name, v->self) == 0)
+				continue;
+			SPI_execute_with_args("SELECT pg_catalog.pg_drop_replication_slot($1)",
+								  1, types, vals, NULL, false, 0);
+			rk_journal(v, "slot_dropped", name, "idle replication slot %s dropped on standby %s", name, v->self);
+		}
+	}
+	SPI_finish();
+	rk_xact_end(started);
+}
+
+/*
  * A deposed primary, and one whose lease ran out, looks read-only to new
  * sessions (default_transaction_read_only is reported to libpq), so that
  * clients with target_session_attrs=read-write pass it by and find the

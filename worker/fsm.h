@@ -139,6 +139,7 @@ extern int64 rk_election_lease_start(RkWorkerContext *ctx, uint64 term);
 extern bool rk_repoint_to(RkView *v, int primary_idx);
 extern int	rk_upstream_index(RkView *v);
 extern void rk_create_peer_slots(RkView *v);
+extern void rk_drop_idle_peer_slots(RkView *v);
 extern void rk_grant_lease(RkView *v, int64 from_ms);
 extern void rk_extend_lease(int64 from_ms);
 extern void rk_cap_lease(int64 from_ms);

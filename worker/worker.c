@@ -944,6 +944,8 @@ observe(RkView *v, RkState state, bool rejoin_check)
 	event = standby_event(v);
 	if (event == RK_EV_PRIMARY_SEEN && diverged(v))
 		event = RK_EV_DIVERGED;
+	if (event == RK_EV_PRIMARY_SEEN && state == RK_STATE_FOLLOWING && !rejoin_check)
+		rk_drop_idle_peer_slots(v);
 	if (!rejoin_check)
 		record_members(v);
 	return event;
