@@ -191,6 +191,30 @@ rk_sync_wait_applies(void)
 	return rk_sync_standbys_defined();
 }
 
+/*
+ * Free backend slots, and the slots PostgreSQL itself holds back for
+ * superusers (and, from 16, for pg_use_reserved_connections): the count
+ * grew an out argument and the reserve a second setting in 16.
+ */
+#include "postmaster/postmaster.h"
+#include "storage/proc.h"
+static inline bool
+rk_have_free_procs(int n)
+{
+#if PG_VERSION_NUM >= 160000
+	int			nfree;
+
+	return HaveNFreeProcs(n, &nfree);
+#else
+	return HaveNFreeProcs(n);
+#endif
+}
+#if PG_VERSION_NUM >= 160000
+#define RK_PG_RESERVED_SLOTS (SuperuserReservedConnections + ReservedConnections)
+#else
+#define RK_PG_RESERVED_SLOTS ReservedBackends
+#endif
+
 /* Wait event sets belong to a resource owner since 17. */
 #include "storage/latch.h"
 #if PG_VERSION_NUM >= 170000

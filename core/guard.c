@@ -35,9 +35,11 @@
 #include "replication/walsender.h"
 #include "storage/lwlock.h"
 #include "tcop/dest.h"
+#include "utils/acl.h"
 #include "utils/timestamp.h"
 
 #include "core/compat.h"
+#include "core/settings.h"
 
 #include "core/guard.h"
 #include "core/local.h"
@@ -282,6 +284,36 @@ rk_guard_utility_done(Node *parsetree)
 	ack_check_pending = true;
 	ack_check_lsn = XactLastRecEnd;
 	ack_sync_waited = true;
+}
+
+/*
+ * ClientAuthentication_hook: the last replication_kit.reserved_connections
+ * backend slots (above PostgreSQL's own reserve) are kept for the nodes'
+ * role and superusers.  Clients that fill max_connections on a standby
+ * would otherwise keep the primary from renewing its lease there, and on a
+ * primary keep the standbys from telling a live primary from a dead one.
+ * WAL senders have slots of their own and are not counted.
+ */
+void
+rk_reserve_gate(void *p, int status)
+{
+	Port	   *port = (Port *) p;
+	Oid			role;
+
+	if (status != STATUS_OK || am_walsender || rk_reserved_connections <= 0 ||
+		rk_have_free_procs(rk_reserved_connections + RK_PG_RESERVED_SLOTS))
+		return;
+	if (port->user_name != NULL && strcmp(port->user_name, RK_NODE_ROLE) == 0)
+		return;
+	role = port->user_name != NULL ? get_role_oid(port->user_name, true) : InvalidOid;
+	if (OidIsValid(role) && superuser_arg(role))
+		return;
+	ereport(FATAL,
+			(errcode(ERRCODE_TOO_MANY_CONNECTIONS),
+			 errmsg("remaining connection slots are reserved for replication_kit's nodes"),
+			 errdetail("replication_kit.reserved_connections = %d slots are kept for the nodes' probes and votes.",
+					   rk_reserved_connections),
+			 errhint("Raise max_connections, or use a connection pooler.")));
 }
 
 /*

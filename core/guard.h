@@ -23,5 +23,6 @@ extern void rk_commit_guard(XactEvent event, void *arg);
 extern void rk_guard_utility(Node *parsetree);
 extern void rk_guard_utility_done(Node *parsetree);
 extern void rk_replication_gate(void *port, int status);
+extern void rk_reserve_gate(void *port, int status);
 
 #endif							/* RK_GUARD_H */

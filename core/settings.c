@@ -28,6 +28,7 @@ char	   *rk_peer_system_identifier = NULL;
 char	   *rk_sslmode = NULL;
 char	   *rk_sslrootcert = NULL;
 char	   *rk_channel_binding = NULL;
+int			rk_reserved_connections = 4;
 
 /*
  * The kit's database goes into pg_hba.conf and into connection strings: one
@@ -187,6 +188,14 @@ rk_define_settings(void)
 							   &rk_peer_system_identifier, "",
 							   PGC_USERSET, GUC_NOT_IN_SAMPLE | GUC_NO_SHOW_ALL | GUC_DISALLOW_IN_FILE,
 							   NULL, NULL, NULL);
+
+	DefineCustomIntVariable("replication_kit.reserved_connections",
+							"Connection slots only the nodes' own role (and superusers) may use.",
+							"Held back from ordinary clients on top of superuser_reserved_connections, "
+							"so that clients at max_connections cannot keep the nodes from probing, "
+							"voting and renewing the primary's lease.",
+							&rk_reserved_connections, 4, 0, 100,
+							PGC_SIGHUP, 0, NULL, NULL, NULL);
 
 	DefineCustomStringVariable("replication_kit.sslmode",
 							   "libpq sslmode of the kit's connections: node-to-node calls, WAL streaming, pg_rewind, clones.",

@@ -24,6 +24,7 @@ extern char *rk_peer_system_identifier;
 extern char *rk_sslmode;
 extern char *rk_sslrootcert;
 extern char *rk_channel_binding;
+extern int	rk_reserved_connections;
 extern bool rk_tls_required(void);
 
 extern void rk_define_settings(void);

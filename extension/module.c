@@ -72,6 +72,7 @@ rk_client_auth(Port *port, int status)
 {
 	if (prev_client_auth_hook)
 		prev_client_auth_hook(port, status);
+	rk_reserve_gate(port, status);
 	rk_replication_gate(port, status);
 }
 
