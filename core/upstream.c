@@ -100,6 +100,20 @@ rk_point_upstream(const char *host, int port, const char *self, const char *role
 }
 
 /*
+ * Stream from another standby, without a slot (the kit keeps slots only on
+ * a primary and a candidate): to catch up with the WAL of a standby that
+ * has more but does not take over itself.  Following a primary again sets
+ * the slot back (rk_point_upstream).
+ */
+void
+rk_point_catch_up(const char *host, int port, const char *self, const char *role)
+{
+	rk_alter_system("primary_conninfo", rk_upstream_conninfo(host, port, self, role));
+	rk_alter_system("primary_slot_name", NULL);
+	rk_reload_config();
+}
+
+/*
  * A clone made with pg_basebackup -R has the password it logged in with in
  * primary_conninfo, where every change of the setting would print it in
  * the server log.  Once the password file can stand in for it (it has a

@@ -13,6 +13,7 @@
 
 extern char *rk_upstream_conninfo(const char *host, int port, const char *self, const char *role);
 extern void rk_point_upstream(const char *host, int port, const char *self, const char *role);
+extern void rk_point_catch_up(const char *host, int port, const char *self, const char *role);
 extern bool rk_upstream_drop_password(const char *self, const char *role);
 extern bool rk_receiver_targets(const char *host, int port, pid_t *pid);
 extern bool rk_end_other_streams(const char *host, int port, int timeout_ms);

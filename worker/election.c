@@ -42,6 +42,7 @@
 
 #include "core/clock.h"
 #include "core/peer.h"
+#include "core/upstream.h"
 #include "worker/fsm.h"
 
 /* Position in the synchronous list (0 first), or a large number for async nodes. */
@@ -76,10 +77,10 @@ better(RkView *v, int a, TimeLineID tli_a, XLogRecPtr lsn_a, int b, TimeLineID t
 
 /*
  * The best candidate among this node and the standbys it reached this
- * round; -1 with a reason if there is none.
+ * round, leaving out `skip` (-1: none); -1 with a reason if there is none.
  */
-int
-rk_best_candidate(RkView *v, char *reason, size_t reasonlen)
+static int
+best_candidate_but(RkView *v, int skip, char *reason, size_t reasonlen)
 {
 	int			best = -1;
 	TimeLineID	best_tli = 0;
@@ -91,7 +92,7 @@ rk_best_candidate(RkView *v, char *reason, size_t reasonlen)
 		TimeLineID	tli = p->is_self ? v->tli : p->timeline;
 		XLogRecPtr	lsn = p->is_self ? v->lsn : p->lsn;
 
-		if (i == v->primary_idx && !p->is_self)
+		if ((i == v->primary_idx && !p->is_self) || i == skip)
 			continue;
 		if (p->is_self ? !v->in_recovery : (!p->reachable || !p->in_recovery))
 			continue;
@@ -105,6 +106,12 @@ rk_best_candidate(RkView *v, char *reason, size_t reasonlen)
 	if (best < 0)
 		snprintf(reason, reasonlen, "no standby is reachable");
 	return best;
+}
+
+int
+rk_best_candidate(RkView *v, char *reason, size_t reasonlen)
+{
+	return best_candidate_but(v, -1, reason, reasonlen);
 }
 
 /* How many synchronous-list members must be heard from: n - k + 1, or 0. */
@@ -153,7 +160,14 @@ rk_quorum_ready(RkView *v, char *reason, size_t reasonlen)
 			return false;
 		}
 	}
+	/*
+	 * WAL still arriving means a live primary, unless it comes from a
+	 * primary that answered as fenced, or from a standby this node catches
+	 * up from (in_place_of): that one's own silence is judged above.
+	 */
 	if (v->in_recovery && rk_walreceiver_hears_primary(rk_failover_timeout_ms) &&
+		!(v->upstream_idx >= 0 && v->upstream_idx != v->primary_idx &&
+		  v->peers[v->upstream_idx].reachable && v->peers[v->upstream_idx].in_recovery) &&
 		!(v->upstream_idx >= 0 && v->peers[v->upstream_idx].reachable &&
 		  !v->peers[v->upstream_idx].in_recovery && v->peers[v->upstream_idx].fenced))
 	{
@@ -355,6 +369,47 @@ run_election(RkView *v, const char *mode, uint64 term, StringInfo result)
 	return true;
 }
 
+/*
+ * The standby with the most WAL runs first.  If it has not taken over after
+ * a second failover_timeout (its auto_failover is off, its worker is stuck,
+ * it is rejoining), the next best runs in its place: it first streams from
+ * that standby until it holds all of its WAL, so that the rule "nothing
+ * acknowledged lost" still holds, and then asks for votes, which the best
+ * one, no longer holding more WAL, grants.  Returns whether to run now.
+ */
+static bool
+in_place_of(RkView *v, int best)
+{
+	RkPeer	   *b = &v->peers[best];
+	char		reason[RK_REASON_LEN];
+
+	if (v->silence_ms < 2L * rk_failover_timeout_ms ||
+		best_candidate_but(v, best, reason, sizeof(reason)) != v->self_idx)
+	{
+		rk_set_readiness("primary lost; waiting for %s, which has the most WAL, to take over", b->name);
+		return false;
+	}
+	if (b->timeline > v->tli || (b->timeline == v->tli && b->lsn > v->lsn))
+	{
+		if (v->upstream_idx != best)
+		{
+			bool		started = rk_xact_begin();
+
+			rk_point_catch_up(b->host, b->port, v->self, v->repl_role);
+			rk_xact_end(started);
+			rk_journal(v, "catch_up", v->self, "%s has the most WAL but has not taken over in %ld ms; "
+					   "streaming from it before running in its place", b->name, v->silence_ms);
+		}
+		rk_set_readiness("primary lost; catching up from %s (%X/%X on timeline %u, this node at %X/%X on %u) "
+						 "before running in its place", b->name, LSN_FORMAT_ARGS(b->lsn), b->timeline,
+						 LSN_FORMAT_ARGS(v->lsn), v->tli);
+		return false;
+	}
+	rk_journal(v, "in_place", v->self, "%s has not taken over in %ld ms; this node holds as much WAL and runs",
+			   b->name, v->silence_ms);
+	return true;
+}
+
 /* FOLLOWING/SUSPECTING --PRIMARY_DEAD--> PRIMARY_LOST: try an automatic election. */
 RkEvent
 rk_act_elect(RkView *v)
@@ -380,12 +435,8 @@ rk_act_elect(RkView *v)
 		rk_set_readiness("primary lost %ld ms ago; no automatic failover: %s", v->silence_ms, reason);
 		return RK_EV_NONE;
 	}
-	if (best != v->self_idx)
-	{
-		rk_set_readiness("primary lost; waiting for %s, which has the most WAL, to take over",
-					  v->peers[best].name);
+	if (best != v->self_idx && !in_place_of(v, best))
 		return RK_EV_NONE;
-	}
 
 	initStringInfo(&result);
 	if (run_election(v, "auto", begin_term(v), &result))
