@@ -27,6 +27,7 @@
 #include "nodes/makefuncs.h"
 #include "postmaster/postmaster.h"
 #include "storage/fd.h"
+#include "storage/lock.h"
 #include "storage/lwlock.h"
 #include "utils/resowner.h"
 #include "utils/builtins.h"
@@ -135,11 +136,31 @@ rk_guarded(void (*steps) (void *), void (*undo) (void *), void *arg)
 	PG_END_TRY();
 }
 
+/*
+ * One kit function at a time edits the configuration files: each reads a
+ * file, changes it and writes it whole (and on failure puts back what it
+ * read), so two at once would lose one's change.  A transaction-level
+ * advisory lock, in no database (field 1 is 0, which no session's own
+ * pg_advisory_lock uses), held until the calling function's transaction
+ * ends, its undo included.
+ */
+void
+rk_lock_config_files(void)
+{
+	LOCKTAG		tag;
+
+	SET_LOCKTAG_ADVISORY(tag, InvalidOid, 0x726b, 0x636f6e66, 1);
+	(void) LockAcquire(&tag, ExclusiveLock, false, false);
+}
+
 /* postgresql.auto.conf as it is now, to put back if a later step fails. */
 char *
 rk_auto_conf_snapshot(size_t *len)
 {
-	char	   *content = rk_read_whole_file(PG_AUTOCONF_FILENAME, len);
+	char	   *content;
+
+	rk_lock_config_files();
+	content = rk_read_whole_file(PG_AUTOCONF_FILENAME, len);
 
 	if (content == NULL && errno != ENOENT)
 		ereport(ERROR,

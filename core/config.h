@@ -17,6 +17,7 @@ extern void rk_reload_config(void);
 extern char *rk_setting_value(const char *name);
 extern char *rk_file_setting_value(const char *name);
 extern void rk_guarded(void (*steps) (void *), void (*undo) (void *), void *arg);
+extern void rk_lock_config_files(void);
 extern char *rk_auto_conf_snapshot(size_t *len);
 extern void rk_auto_conf_restore(const char *content, size_t len);
 extern void rk_commit_locally(void);

@@ -368,6 +368,7 @@ hba_begin(RkHbaEdit *edit, size_t *len)
 {
 	char	   *content;
 
+	rk_lock_config_files();
 	edit->path = pstrdup(hba_path());
 	content = rk_read_whole_file(edit->path, len);
 	if (content == NULL)
