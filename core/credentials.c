@@ -35,6 +35,7 @@
 #include "catalog/pg_control.h"
 #include "catalog/pg_type.h"
 #include "common/controldata_utils.h"
+#include "common/hashfn.h"
 #include "executor/spi.h"
 #include "lib/stringinfo.h"
 #include "libpq/crypt.h"
@@ -81,6 +82,23 @@ narrow_mode(const char *path)
 	return false;
 }
 
+/* Is the installed extension at `version` ("1.4") or later? */
+bool
+rk_extension_at_least(const char *version)
+{
+	char	   *have = rk_query_value("SELECT extversion FROM pg_catalog.pg_extension WHERE extname = '"
+									  RK_EXTENSION_NAME "'", 0, NULL, NULL);
+	int			have_major,
+				have_minor,
+				want_major,
+				want_minor;
+
+	if (have == NULL || sscanf(have, "%d.%d", &have_major, &have_minor) != 2 ||
+		sscanf(version, "%d.%d", &want_major, &want_minor) != 2)
+		return false;
+	return have_major > want_major || (have_major == want_major && have_minor >= want_minor);
+}
+
 /*
  * Is the extension at 1.3 or later, so that rk_credentials is its own table?
  * A table of that name found by name alone could be anyone's (a view that
@@ -89,12 +107,17 @@ narrow_mode(const char *path)
 bool
 rk_credentials_table_ready(void)
 {
-	char	   *version = rk_query_value("SELECT extversion FROM pg_catalog.pg_extension WHERE extname = '"
-										 RK_EXTENSION_NAME "'", 0, NULL, NULL);
-
-	return version != NULL && strcmp(version, "1.0") != 0 && strcmp(version, "1.1") != 0 &&
-		strcmp(version, "1.2") != 0;
+	return rk_extension_at_least("1.3");
 }
+
+/*
+ * In the worker, after it took a password from another node: what its own
+ * rk_credentials said then (a hash of the password file they make), which
+ * rk_credentials_sync_passfile must not go back to.  Replaying the change
+ * makes the tables say something else, and from then on they rule again.
+ */
+static bool taken_over = false;
+static uint32 taken_over_hash = 0;
 
 /*
  * The password file as rk_credentials says it should read, or NULL when the
@@ -146,6 +169,13 @@ rk_credentials_sync_passfile(void)
 
 	if (want == NULL)
 		return false;
+	/* Not back to what this node's tables said when it took a newer one. */
+	if (taken_over)
+	{
+		if (hash_bytes((const unsigned char *) want, strlen(want)) == taken_over_hash)
+			return false;
+		taken_over = false;
+	}
 	have = rk_read_whole_file(RK_PASS_FILE, &have_len);
 	same = have != NULL && have_len == strlen(want) && memcmp(have, want, have_len) == 0;
 	/* A clone made with group access may have a wider mode: narrow it too. */
@@ -156,6 +186,69 @@ rk_credentials_sync_passfile(void)
 	if (have)
 		memset(have, 0, have_len);
 	memset(want, 0, strlen(want));
+	return !same;
+}
+
+/*
+ * The replication role named in the registry and its password in
+ * rk_credentials; false if either is missing.  The caller is in a
+ * transaction.
+ */
+bool
+rk_credentials_current(char **role, char **password)
+{
+	char	   *repl = rk_registry_replication_role();
+	Oid			argtypes[1] = {TEXTOID};
+	Datum		values[1];
+
+	if (repl == NULL || !rk_credentials_table_ready())
+		return false;
+	values[0] = CStringGetTextDatum(repl);
+	*password = rk_query_value(psprintf("SELECT password FROM %s WHERE role = $1", rk_table("rk_credentials")),
+							   1, argtypes, values);
+	if (*password == NULL || strpbrk(*password, "\r\n") != NULL)
+		return false;
+	*role = repl;
+	return true;
+}
+
+/*
+ * Write the password file for `role` with `password`, received from another
+ * node (rk_peer_credentials), unless the role is not this node's
+ * replication role.  Returns whether the file changed.  The caller is in a
+ * transaction.
+ */
+bool
+rk_credentials_take(const char *role, const char *password)
+{
+	char	   *repl = rk_registry_replication_role();
+	StringInfoData want;
+	char	   *have;
+	size_t		have_len = 0;
+	bool		same;
+
+	if (repl == NULL || strcmp(repl, role) != 0 || password[0] == '\0' ||
+		strpbrk(password, "\r\n") != NULL)
+		return false;
+	initStringInfo(&want);
+	append_passfile_line(&want, role, password);
+	have = rk_read_whole_file(RK_PASS_FILE, &have_len);
+	same = have != NULL && have_len == (size_t) want.len && memcmp(have, want.data, have_len) == 0;
+	if (!same)
+	{
+		char	   *local = credentials_passfile();
+
+		rk_durable_write(RK_PASS_FILE, want.data, want.len, S_IRUSR | S_IWUSR);
+		taken_over = local != NULL;
+		if (local)
+		{
+			taken_over_hash = hash_bytes((const unsigned char *) local, strlen(local));
+			memset(local, 0, strlen(local));
+		}
+	}
+	if (have)
+		memset(have, 0, have_len);
+	memset(want.data, 0, want.len);
 	return !same;
 }
 

@@ -14,6 +14,9 @@
 
 extern bool rk_credentials_table_ready(void);
 extern bool rk_credentials_sync_passfile(void);
+extern bool rk_extension_at_least(const char *version);
+extern bool rk_credentials_current(char **role, char **password);
+extern bool rk_credentials_take(const char *role, const char *password);
 extern void rk_credentials_store(const char *role, const char *password);
 extern char *rk_credentials_new_secret(void);
 extern bool rk_passfile_has_role(const char *role);

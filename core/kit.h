@@ -72,6 +72,7 @@
 #define RK_FENCE_CALL_FACTOR		3	/* rk_peer_fence gets this many probe timeouts */
 #define RK_SWITCHOVER_CALLER_MS	60000	/* a deposed primary waits for its rk_switchover() caller */
 #define RK_DIVERGED_GRACE_MS		8000	/* a standby stuck behind a newer timeline it may follow */
+#define RK_CREDENTIALS_ASK_MS	3000	/* a standby not streaming asks its upstream for the replication password */
 #define RK_REJOIN_FOLLOW_GRACE_MS	8000	/* ... and one started as a standby, when its history is unknown */
 #define RK_REJOIN_BACKOFF_MAX_MS	60000	/* longest pause between two rewinds that found no source */
 #define RK_REJOIN_SETTLE_MS		1500	/* a diverged standby just started stays up this long first */

@@ -16,6 +16,9 @@
  *			hand a manual failover or switchover to this node's worker.
  *		rk_peer_secret(secret)
  *			the node role's secret, for a node that lacks it.
+ *		rk_peer_credentials(caller)
+ *			the replication role's current password, for a node that
+ *			was away when it changed.
  *
  * They run in ordinary backends of the node being asked, connected as the
  * kit's node role (core/credentials.c), so they take rk_shared->lock themselves and
@@ -65,6 +68,7 @@ PG_FUNCTION_INFO_V1(rk_peer_state);
 PG_FUNCTION_INFO_V1(rk_request_vote);
 PG_FUNCTION_INFO_V1(rk_peer_fence);
 PG_FUNCTION_INFO_V1(rk_peer_secret);
+PG_FUNCTION_INFO_V1(rk_peer_credentials);
 PG_FUNCTION_INFO_V1(rk_peer_failover);
 
 
@@ -756,4 +760,52 @@ rk_peer_secret(PG_FUNCTION_ARGS)
 	rk_shared->node_secret_ok = true;
 	memset(secret, 0, strlen(secret));
 	PG_RETURN_BOOL(true);
+}
+
+/*
+ * rk_peer_credentials(caller): the replication role and its password, as
+ * rk_credentials on this node holds them.  A standby that was down while
+ * the password changed cannot stream the change with the old password it
+ * still has, so its worker asks here, as the node role, and writes what it
+ * gets into its password file (worker.c).  Only for a registered node from
+ * its own address; never over an unencrypted connection when the kit's
+ * connections must be encrypted; the statement is not logged.
+ */
+Datum
+rk_peer_credentials(PG_FUNCTION_ARGS)
+{
+	char	   *caller = PG_ARGISNULL(0) ? NULL : text_to_cstring(PG_GETARG_TEXT_PP(0));
+	TupleDesc	tupdesc;
+	Datum		values[2];
+	bool		nulls[2] = {false, false};
+	Oid			save_user;
+	int			save_sec;
+	char	   *role = NULL;
+	char	   *password = NULL;
+
+	if (caller == NULL)
+		ereport(ERROR,
+				(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
+				 errmsg("rk_peer_credentials arguments must not be null")));
+	require_peer("rk_peer_credentials", caller);
+	if (rk_tls_required() && MyProcPort != NULL && !MyProcPort->ssl_in_use)
+		ereport(ERROR,
+				(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
+				 errmsg("the replication password is not handed over an unencrypted connection"),
+				 errdetail("replication_kit.sslmode is %s.", rk_sslmode),
+				 errhidestmt(true)));
+	if (get_call_result_type(fcinfo, NULL, &tupdesc) != TYPEFUNC_COMPOSITE)
+		elog(ERROR, "return type must be a row type");
+
+	kit_authority_begin(&save_user, &save_sec);
+	if (rk_credentials_current(&role, &password) == false)
+		nulls[0] = nulls[1] = true;
+	SetUserIdAndSecContext(save_user, save_sec);
+	if (!nulls[0])
+	{
+		values[0] = CStringGetTextDatum(role);
+		values[1] = CStringGetTextDatum(password);
+		memset(password, 0, strlen(password));
+	}
+	PG_RETURN_DATUM(HeapTupleGetDatum(heap_form_tuple(BlessTupleDesc(tupdesc), values, nulls)));
 }

@@ -396,8 +396,10 @@ grant_node_functions(const char *repl_role, const char *old_repl_role)
 										  "%1$s.rk_request_vote(text, bigint, integer, pg_lsn, text), "
 										  "%1$s.rk_peer_fence(text, bigint, boolean), "
 										  "%1$s.rk_peer_failover(boolean, boolean, boolean), "
-										  "%1$s.rk_peer_secret(text)",
-										  quote_identifier(rk_schema()));
+										  "%1$s.rk_peer_secret(text)%2$s",
+										  quote_identifier(rk_schema()),
+										  rk_extension_at_least("1.4") ?
+										  psprintf(", %s.rk_peer_credentials(text)", quote_identifier(rk_schema())) : "");
 	const char *rewind_functions = "pg_catalog.pg_ls_dir(text, boolean, boolean), "
 		"pg_catalog.pg_stat_file(text, boolean), "
 		"pg_catalog.pg_read_binary_file(text), "

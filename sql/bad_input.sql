@@ -297,7 +297,8 @@ GRANT EXECUTE ON FUNCTION rk_peer_state(text, bigint, boolean),
                           rk_request_vote(text, bigint, integer, pg_lsn, text),
                           rk_peer_fence(text, bigint, boolean),
                           rk_peer_failover(boolean, boolean, boolean),
-                          rk_peer_secret(text) TO mallory;
+                          rk_peer_secret(text),
+                          rk_peer_credentials(text) TO mallory;
 SET ROLE mallory;
 SELECT * FROM rk_peer_state('pgslave', 7, true);
 SELECT * FROM rk_peer_state('nosuchnode', 7, true);
@@ -305,12 +306,14 @@ SELECT * FROM rk_request_vote('pgslave', 9, 1, 'FF/0', 'force');
 SELECT * FROM rk_peer_fence('pgslave', 9, false);
 SELECT * FROM rk_peer_failover(true, false, false);
 SELECT rk_peer_secret(repeat('ab', 32));
+SELECT * FROM rk_peer_credentials('pgslave');
 RESET ROLE;
 REVOKE ALL ON FUNCTION rk_peer_state(text, bigint, boolean),
                        rk_request_vote(text, bigint, integer, pg_lsn, text),
                        rk_peer_fence(text, bigint, boolean),
                        rk_peer_failover(boolean, boolean, boolean),
-                       rk_peer_secret(text) FROM mallory;
+                       rk_peer_secret(text),
+                       rk_peer_credentials(text) FROM mallory;
 DROP ROLE mallory;
 -- A call from a node of another cluster (another initdb) is refused,
 -- whoever makes it.
@@ -340,6 +343,8 @@ SELECT * FROM rk_request_vote('pgslave', 9, 1, 'FF/0', 'force');
 SELECT * FROM rk_peer_fence('pgslave', 9, false);
 SELECT * FROM rk_peer_failover(true, false, false);
 SELECT rk_peer_secret(repeat('ab', 32));
+SELECT * FROM rk_peer_credentials('pgslave');
+SELECT * FROM rk_peer_credentials('nosuchnode');
 RESET SESSION AUTHORIZATION;
 RESET replication_kit.peer_system_identifier;
 -- A superuser may call it, but only the real secret is kept.

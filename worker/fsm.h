@@ -61,6 +61,10 @@ typedef struct RkWorkerContext
 	bool		diverged_reported;
 	int64		diverged_since; /* a standby stuck behind a newer timeline, since (monotonic ms) */
 	int64		retry_seen_ms;	/* when this worker first saw the last failed rewind attempt */
+
+	/* A standby whose WAL receiver cannot log in (fetch_credentials). */
+	int64		not_streaming_since;	/* monotonic ms, 0 while it streams */
+	int64		credentials_asked_ms;	/* last time it asked its upstream */
 } RkWorkerContext;
 
 /* What one round saw, and what follows from it. */

@@ -394,6 +394,59 @@ combine_timing(RkView *v)
 }
 
 /*
+ * A standby that was down while the replication password changed has the
+ * old one in its password file: its WAL receiver cannot log in, so it never
+ * replays the change.  When it has not streamed for a while although its
+ * upstream answers the node role's probes, it asks that node for the
+ * current password (at most every RK_CREDENTIALS_ASK_MS) and takes it.
+ */
+static void
+fetch_credentials(RkView *v)
+{
+	RkWorkerContext *ctx = v->ctx;
+	RkPeer	   *up;
+	RkCall		call;
+	const char *params[1] = {v->self};
+	const char *role;
+	const char *password;
+
+	if (!v->in_recovery || v->upstream_idx < 0 || rk_walreceiver_heard_ms() >= 0)
+	{
+		ctx->not_streaming_since = 0;
+		return;
+	}
+	if (ctx->not_streaming_since == 0)
+		ctx->not_streaming_since = v->mono;
+	up = &v->peers[v->upstream_idx];
+	if (v->mono - ctx->not_streaming_since < RK_CREDENTIALS_ASK_MS || up->is_self || !up->reachable ||
+		strcmp(v->peer_user, RK_NODE_ROLE) != 0 ||
+		(ctx->credentials_asked_ms != 0 && v->mono - ctx->credentials_asked_ms < RK_CREDENTIALS_ASK_MS))
+		return;
+	ctx->credentials_asked_ms = v->mono;
+
+	rk_call_init(&call, up->host, up->port, v->peer_user, v->self,
+				 psprintf("SELECT * FROM %s.rk_peer_credentials($1)", v->schema_q), 1, params);
+	rk_calls_run(&call, 1, rk_probe_timeout_ms);
+	role = call.phase == RK_CALL_DONE ? rk_call_value(&call, "role") : NULL;
+	password = call.phase == RK_CALL_DONE ? rk_call_value(&call, "password") : NULL;
+	if (role != NULL && password != NULL)
+	{
+		bool		started = rk_xact_begin();
+		bool		changed = rk_credentials_take(role, password);
+
+		rk_xact_end(started);
+		if (changed)
+			ereport(LOG,
+					(errmsg(RK_LOG_PREFIX "not streaming for %ld ms: took the current password of \"%s\" from %s",
+							(long) (v->mono - ctx->not_streaming_since), role, up->name)));
+	}
+	else if (call.phase != RK_CALL_DONE)
+		ereport(LOG,
+				(errmsg(RK_LOG_PREFIX "could not ask %s for the replication password: %s", up->name, call.error)));
+	rk_calls_clear(&call, 1);
+}
+
+/*
  * Hand the node role's secret to the nodes that said they lack it (a fresh
  * clone: no base backup carries it).  Only a node that has the valid
  * secret, and so logged in as the node role, can; the receiver checks it
@@ -946,6 +999,8 @@ observe(RkView *v, RkState state, bool rejoin_check)
 		event = RK_EV_DIVERGED;
 	if (event == RK_EV_PRIMARY_SEEN && state == RK_STATE_FOLLOWING && !rejoin_check)
 		rk_drop_idle_peer_slots(v);
+	if (event == RK_EV_PRIMARY_SEEN)
+		fetch_credentials(v);
 	if (!rejoin_check)
 		record_members(v);
 	return event;
