@@ -120,11 +120,11 @@ rk_shell_quote(const char *s)
  * writes none of them and leaves those an operator wrote in place.
  */
 bool
-rk_tls_configured(void)
+rk_tls_configured(bool node_role)
 {
-	return (rk_sslmode != NULL && strcmp(rk_sslmode, "prefer") != 0) ||
+	return strcmp(rk_tls_sslmode(), "prefer") != 0 ||
 		(rk_sslrootcert != NULL && rk_sslrootcert[0] != '\0') ||
-		(rk_channel_binding != NULL && strcmp(rk_channel_binding, "prefer") != 0);
+		strcmp(rk_tls_channel_binding(node_role), "prefer") != 0;
 }
 
 /*
@@ -133,14 +133,17 @@ rk_tls_configured(void)
  * are set.
  */
 void
-rk_conninfo_append_tls(StringInfo buf)
+rk_conninfo_append_tls(StringInfo buf, bool node_role)
 {
-	if (!rk_tls_configured())
+	if (!rk_tls_configured(node_role))
 		return;
-	rk_conninfo_append(buf, "sslmode", rk_sslmode ? rk_sslmode : "prefer");
+	/* libpq's defaults (prefer) go unwritten. */
+	if (strcmp(rk_tls_sslmode(), "prefer") != 0)
+		rk_conninfo_append(buf, "sslmode", rk_tls_sslmode());
 	if (rk_sslrootcert != NULL && rk_sslrootcert[0] != '\0')
 		rk_conninfo_append(buf, "sslrootcert", rk_sslrootcert);
-	rk_conninfo_append(buf, "channel_binding", rk_channel_binding ? rk_channel_binding : "prefer");
+	if (strcmp(rk_tls_channel_binding(node_role), "prefer") != 0)
+		rk_conninfo_append(buf, "channel_binding", rk_tls_channel_binding(node_role));
 }
 
 /* Is `keyword` one that rk_conninfo_append_tls() writes? */
@@ -167,7 +170,7 @@ rk_clone_command(const char *datadir, const char *name, const char *host, int po
 	rk_conninfo_append(&conn, "port", psprintf("%d", port));
 	rk_conninfo_append(&conn, "user", role);
 	rk_conninfo_append(&conn, "application_name", name);
-	rk_conninfo_append_tls(&conn);
+	rk_conninfo_append_tls(&conn, false);
 	return psprintf("pg_basebackup --pgdata=%s --wal-method=stream --write-recovery-conf "
 					"--slot=%s --checkpoint=fast --dbname=%s",
 					datadir ? rk_shell_quote(datadir) : "\"$PGDATA\"", name, rk_shell_quote(conn.data));

@@ -17,8 +17,8 @@ extern void rk_conninfo_append(StringInfo buf, const char *key, const char *valu
 extern bool rk_conninfo_target(const char *conninfo, char **host, int *port);
 extern char *rk_conf_quote(const char *value);
 extern char *rk_shell_quote(const char *s);
-extern bool rk_tls_configured(void);
-extern void rk_conninfo_append_tls(StringInfo buf);
+extern bool rk_tls_configured(bool node_role);
+extern void rk_conninfo_append_tls(StringInfo buf, bool node_role);
 extern bool rk_conninfo_is_tls_keyword(const char *keyword);
 extern char *rk_clone_command(const char *datadir, const char *name, const char *host, int port,
 							  const char *role);

@@ -159,8 +159,8 @@ ignore_notice(void *arg, const char *message)
 static uint32
 tls_settings_hash(void)
 {
-	char	   *s = psprintf("%s|%s|%s", rk_sslmode ? rk_sslmode : "", rk_sslrootcert ? rk_sslrootcert : "",
-							 rk_channel_binding ? rk_channel_binding : "");
+	char	   *s = psprintf("%s|%s|%s|%s", rk_tls_sslmode(), rk_sslrootcert ? rk_sslrootcert : "",
+							 rk_tls_channel_binding(true), rk_tls_channel_binding(false));
 	uint32		h = hash_bytes((const unsigned char *) s, strlen(s));
 
 	pfree(s);
@@ -220,8 +220,8 @@ call_start(RkCall *c)
 	keys[n] = "application_name"; vals[n++] = appname;
 	keys[n] = "connect_timeout"; vals[n++] = timeout;	/* a backstop; the call's deadline rules */
 	keys[n] = "keepalives_idle"; vals[n++] = "5";
-	keys[n] = "sslmode"; vals[n++] = rk_sslmode ? rk_sslmode : "prefer";
-	keys[n] = "channel_binding"; vals[n++] = rk_channel_binding ? rk_channel_binding : "prefer";
+	keys[n] = "sslmode"; vals[n++] = rk_tls_sslmode();
+	keys[n] = "channel_binding"; vals[n++] = rk_tls_channel_binding(strcmp(c->user, RK_NODE_ROLE) == 0);
 	if (rk_sslrootcert != NULL && rk_sslrootcert[0] != '\0')
 	{
 		keys[n] = "sslrootcert";

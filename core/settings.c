@@ -8,6 +8,8 @@
  */
 #include "postgres.h"
 
+#include "postmaster/postmaster.h"
+
 #include "lib/stringinfo.h"
 #include "utils/guc.h"
 
@@ -89,7 +91,7 @@ check_word(const char *value, const char *const *words, int nwords, const char *
 static bool
 check_sslmode(char **newval, void **extra, GucSource source)
 {
-	static const char *const words[] = {"disable", "allow", "prefer", "require", "verify-ca", "verify-full"};
+	static const char *const words[] = {"auto", "disable", "allow", "prefer", "require", "verify-ca", "verify-full"};
 
 	return check_word(*newval, words, lengthof(words), "replication_kit.sslmode");
 }
@@ -97,9 +99,43 @@ check_sslmode(char **newval, void **extra, GucSource source)
 static bool
 check_channel_binding(char **newval, void **extra, GucSource source)
 {
-	static const char *const words[] = {"disable", "prefer", "require"};
+	static const char *const words[] = {"auto", "disable", "prefer", "require"};
 
 	return check_word(*newval, words, lengthof(words), "replication_kit.channel_binding");
+}
+
+/*
+ * The libpq sslmode of the kit's connections.  'auto' (the default) is
+ * require on a server with ssl = on (rk_setup_primary turns it on, with a
+ * certificate of its own) and prefer on one without: the nodes of a cluster
+ * share their configuration through the clone, so a node with TLS talks to
+ * nodes with TLS.
+ */
+const char *
+rk_tls_sslmode(void)
+{
+	if (rk_sslmode == NULL || strcmp(rk_sslmode, "auto") == 0)
+		return EnableSSL ? "require" : "prefer";
+	return rk_sslmode;
+}
+
+/*
+ * The libpq channel_binding of a connection as the node role (`node_role`)
+ * or as the replication role.  'auto' binds the node role's SCRAM login to
+ * the TLS channel whenever the connection uses TLS: libpq then answers no
+ * other kind of password request, so no man in the middle gets the node
+ * secret in cleartext, nor relays the login.  The replication role's login
+ * may use md5, cert or trust, which cannot be bound: 'auto' leaves it at
+ * prefer.
+ */
+const char *
+rk_tls_channel_binding(bool node_role)
+{
+	if (rk_channel_binding == NULL || strcmp(rk_channel_binding, "auto") == 0)
+		return node_role && strcmp(rk_tls_sslmode(), "prefer") != 0 &&
+			strcmp(rk_tls_sslmode(), "disable") != 0 && strcmp(rk_tls_sslmode(), "allow") != 0 ?
+			"require" : "prefer";
+	return rk_channel_binding;
 }
 
 /*
@@ -109,8 +145,9 @@ check_channel_binding(char **newval, void **extra, GucSource source)
 bool
 rk_tls_required(void)
 {
-	return rk_sslmode != NULL &&
-		(strcmp(rk_sslmode, "require") == 0 || strncmp(rk_sslmode, "verify-", 7) == 0);
+	const char *mode = rk_tls_sslmode();
+
+	return strcmp(mode, "require") == 0 || strncmp(mode, "verify-", 7) == 0;
 }
 
 /* Called once, from _PG_init in the postmaster. */
@@ -201,7 +238,7 @@ rk_define_settings(void)
 							   "libpq sslmode of the kit's connections: node-to-node calls, WAL streaming, pg_rewind, clones.",
 							   "verify-full with replication_kit.sslrootcert authenticates every node's server "
 							   "certificate; require and stronger also keep the node secret off unencrypted connections.",
-							   &rk_sslmode, "prefer",
+							   &rk_sslmode, "auto",
 							   PGC_SIGHUP, 0, check_sslmode, NULL, NULL);
 
 	DefineCustomStringVariable("replication_kit.sslrootcert",
@@ -213,7 +250,7 @@ rk_define_settings(void)
 	DefineCustomStringVariable("replication_kit.channel_binding",
 							   "libpq channel_binding of the kit's connections.",
 							   "require: SCRAM bound to the TLS channel, so that no man in the middle can relay a login.",
-							   &rk_channel_binding, "prefer",
+							   &rk_channel_binding, "auto",
 							   PGC_SIGHUP, 0, check_channel_binding, NULL, NULL);
 
 	MarkGUCPrefixReserved("replication_kit");

@@ -26,6 +26,8 @@ extern char *rk_sslrootcert;
 extern char *rk_channel_binding;
 extern int	rk_reserved_connections;
 extern bool rk_tls_required(void);
+extern const char *rk_tls_sslmode(void);
+extern const char *rk_tls_channel_binding(bool node_role);
 
 extern void rk_define_settings(void);
 extern int	rk_effective_fence_ms(void);

@@ -61,7 +61,7 @@ rk_upstream_conninfo(const char *host, int port, const char *self, const char *r
 				continue;
 			/* A password in primary_conninfo is printed in the server log on every change. */
 			if (strcmp(o->keyword, "password") == 0 ||
-				(rk_tls_configured() && rk_conninfo_is_tls_keyword(o->keyword)))
+				(rk_tls_configured(false) && rk_conninfo_is_tls_keyword(o->keyword)))
 				continue;
 			/* The kit's current replication role, if it names one (it may have been renamed). */
 			if (strcmp(o->keyword, "user") == 0 && role != NULL)
@@ -78,7 +78,7 @@ rk_upstream_conninfo(const char *host, int port, const char *self, const char *r
 		rk_conninfo_append(&buf, "user", role);
 	if (!have_secret)
 		rk_conninfo_append(&buf, "passfile", psprintf("%s/%s", DataDir, RK_PASS_FILE));
-	rk_conninfo_append_tls(&buf);
+	rk_conninfo_append_tls(&buf, false);
 	return buf.data;
 }
 

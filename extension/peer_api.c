@@ -72,6 +72,14 @@ PG_FUNCTION_INFO_V1(rk_peer_credentials);
 PG_FUNCTION_INFO_V1(rk_peer_failover);
 
 
+/* Is this connection safe from the network: TLS, or a local socket? */
+static bool
+connection_private(void)
+{
+	return MyProcPort == NULL || MyProcPort->ssl_in_use ||
+		MyProcPort->raddr.addr.ss_family == AF_UNIX;
+}
+
 /*
  * Did this connection come from `host`, a registered address?  Only an
  * address written as such is compared: resolving a host name here would
@@ -738,11 +746,11 @@ rk_peer_secret(PG_FUNCTION_ARGS)
 	char	   *secret = PG_ARGISNULL(0) ? NULL : text_to_cstring(PG_GETARG_TEXT_PP(0));
 
 	require_peer("rk_peer_secret", NULL);
-	if (rk_tls_required() && MyProcPort != NULL && !MyProcPort->ssl_in_use)
+	if (rk_tls_required() && !connection_private())
 		ereport(ERROR,
 				(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
 				 errmsg("the node secret is not taken over an unencrypted connection"),
-				 errdetail("replication_kit.sslmode is %s.", rk_sslmode),
+				 errdetail("replication_kit.sslmode is %s (%s here).", rk_sslmode, rk_tls_sslmode()),
 				 errhidestmt(true)));
 	if (secret == NULL || strlen(secret) != 64 || strspn(secret, "0123456789abcdef") != 64 ||
 		!rk_node_secret_valid(secret))
@@ -788,11 +796,11 @@ rk_peer_credentials(PG_FUNCTION_ARGS)
 				(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
 				 errmsg("rk_peer_credentials arguments must not be null")));
 	require_peer("rk_peer_credentials", caller);
-	if (rk_tls_required() && MyProcPort != NULL && !MyProcPort->ssl_in_use)
+	if (rk_tls_required() && !connection_private())
 		ereport(ERROR,
 				(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
 				 errmsg("the replication password is not handed over an unencrypted connection"),
-				 errdetail("replication_kit.sslmode is %s.", rk_sslmode),
+				 errdetail("replication_kit.sslmode is %s (%s here).", rk_sslmode, rk_tls_sslmode()),
 				 errhidestmt(true)));
 	if (get_call_result_type(fcinfo, NULL, &tupdesc) != TYPEFUNC_COMPOSITE)
 		elog(ERROR, "return type must be a row type");

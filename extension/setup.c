@@ -35,6 +35,7 @@
 #include "utils/guc.h"
 
 #include "core/config.h"
+#include "core/conninfo.h"
 #include "core/credentials.h"
 #include "core/node_state.h"
 #include "core/registry.h"
@@ -52,7 +53,7 @@ PG_FUNCTION_INFO_V1(rk_revoke_replication);
 
 /* One setting rk_setup_primary wants, and whether the current value will do. */
 /* At most this many settings are asked for. */
-#define RK_SETUP_SETTINGS 10
+#define RK_SETUP_SETTINGS 11
 
 typedef struct WantedSetting
 {
@@ -113,7 +114,46 @@ typedef struct SetupPrimary
 	bool	   *change;
 	char	   *auto_conf;
 	size_t		auto_conf_len;
+	bool		made_certificate;	/* server.crt and server.key are ours to remove */
 } SetupPrimary;
+
+/*
+ * A server without TLS gets a self-signed certificate of its own, made with
+ * the openssl command (Debian's PostgreSQL packages depend on it through
+ * ssl-cert), where ssl_cert_file and ssl_key_file point: the kit's
+ * connections then run over TLS with SCRAM channel binding, which no man in
+ * the middle can relay and which never hands a password over in cleartext.
+ * Clones copy both files.  Nothing is verified against a CA: for that, see
+ * replication_kit.sslmode = verify-full.  Returns false (and says why) when
+ * no certificate could be made; the server then stays without TLS.
+ */
+static bool
+make_server_certificate(SetupPrimary *sp)
+{
+	const char *cert = GetConfigOption("ssl_cert_file", false, false);
+	const char *key = GetConfigOption("ssl_key_file", false, false);
+	struct stat st;
+	int			rc;
+
+	if (stat(cert, &st) == 0 || stat(key, &st) == 0)
+		return stat(cert, &st) == 0 && stat(key, &st) == 0;
+	fflush(NULL);
+	rc = system(psprintf("openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes "
+						 "-days 36500 -subj /CN=replication_kit -keyout %s -out %s >/dev/null 2>&1",
+						 rk_shell_quote(key), rk_shell_quote(cert)));
+	if (rc != 0 || chmod(key, S_IRUSR | S_IWUSR) != 0 || stat(cert, &st) != 0)
+	{
+		(void) unlink(key);
+		(void) unlink(cert);
+		ereport(WARNING,
+				(errmsg("ssl stays off: could not make a server certificate with openssl (status %d)", rc),
+				 errdetail("Without TLS, the kit's connections are not encrypted and a man in the middle can ask for a password in cleartext."),
+				 errhint("Install openssl (or give the server a certificate and ssl = on), then call rk_setup_primary() again.")));
+		return false;
+	}
+	sp->made_certificate = true;
+	return true;
+}
 
 static void
 setup_primary_steps(void *arg)
@@ -143,8 +183,13 @@ setup_primary_steps(void *arg)
 	SPI_finish();
 
 	for (int i = 0; i < sp->nwanted; i++)
-		if (sp->change[i])
-			rk_alter_system(sp->wanted[i].name, sp->wanted[i].value);
+	{
+		if (!sp->change[i])
+			continue;
+		if (strcmp(sp->wanted[i].name, "ssl") == 0 && !make_server_certificate(sp))
+			continue;
+		rk_alter_system(sp->wanted[i].name, sp->wanted[i].value);
+	}
 
 	/* Last, as it cannot be undone: this node is now known by this name. */
 	rk_state_set_identity(sp->node_name, "primary");
@@ -157,6 +202,11 @@ setup_primary_undo(void *arg)
 	SetupPrimary *sp = arg;
 
 	rk_auto_conf_restore(sp->auto_conf, sp->auto_conf_len);
+	if (sp->made_certificate)
+	{
+		(void) unlink(GetConfigOption("ssl_key_file", false, false));
+		(void) unlink(GetConfigOption("ssl_cert_file", false, false));
+	}
 }
 
 /* Is `host` one that listen_addresses already covers? */
@@ -195,6 +245,8 @@ wanted_settings(WantedSetting *wanted, int max_standbys, const char *host)
 	/* pg_rewind reads the old primary's WAL back to the last common checkpoint. */
 	wanted[n++] = (WantedSetting) {"wal_keep_size", "512MB", ok_at_least, 512, false};
 	wanted[n++] = (WantedSetting) {"synchronous_commit", "on", ok_sync_commit, 0, false};
+	/* The kit's own connections then use TLS with channel binding (settings.c). */
+	wanted[n++] = (WantedSetting) {"ssl", "on", ok_bool_on, 0, false};
 	if (!listen_covers(listen, host))
 		wanted[n++] = (WantedSetting) {"listen_addresses",
 			listen[0] ? psprintf("%s,%s", listen, host) : pstrdup(host), ok_equal, 0, true};
@@ -258,7 +310,7 @@ Datum
 rk_setup_primary(PG_FUNCTION_ARGS)
 {
 	ReturnSetInfo *rsinfo = (ReturnSetInfo *) fcinfo->resultinfo;
-	SetupPrimary sp;
+	SetupPrimary sp = {0};
 	int			max_standbys;
 	WantedSetting wanted[RK_SETUP_SETTINGS];
 	bool		change[RK_SETUP_SETTINGS] = {0};

@@ -116,7 +116,7 @@ set_upstream(const RkNodeState *st, int i)
 	rk_conninfo_append(&conninfo, "user", st->repl_role);
 	rk_conninfo_append(&conninfo, "passfile", psprintf("%s/%s", DataDir, RK_PASS_FILE));
 	rk_conninfo_append(&conninfo, "application_name", st->node_name);
-	rk_conninfo_append_tls(&conninfo);
+	rk_conninfo_append_tls(&conninfo, false);
 
 	initStringInfo(&conf);
 	old = rk_read_whole_file(PG_AUTOCONF_FILENAME, &len);

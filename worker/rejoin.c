@@ -161,7 +161,7 @@ start_rewind(RkView *v, int p)
 	rk_conninfo_append(&conn, "keepalives_count", "3");
 	rk_conninfo_append(&conn, "tcp_user_timeout", "15000");
 	rk_conninfo_append(&conn, "application_name", "rk_rejoin");
-	rk_conninfo_append_tls(&conn);
+	rk_conninfo_append_tls(&conn, strcmp(v->peer_user, RK_NODE_ROLE) == 0);
 	source = conn.data;
 	reclone = psprintf("pg_ctl stop -D %s; rm -rf %s/*; %s; then start it with its own port",
 					   rk_shell_quote(DataDir), rk_shell_quote(DataDir),
