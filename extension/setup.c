@@ -540,7 +540,9 @@ rk_create_replicator(PG_FUNCTION_ARGS)
 
 	/*
 	 * The statement that called us holds the password, and the server log
-	 * would print it beside any error; so no error of ours shows it.
+	 * would print it beside any error; so no error of ours shows it.  Nor
+	 * the context: an error inside the kit's own CREATE/ALTER ROLE (a
+	 * password check hook) would print that statement, verifier and all.
 	 */
 	PG_TRY();
 	{
@@ -554,6 +556,9 @@ rk_create_replicator(PG_FUNCTION_ARGS)
 		edata = CopyErrorData();
 		FlushErrorState();
 		edata->hide_stmt = true;
+		edata->context = NULL;
+		edata->internalquery = NULL;
+		edata->internalpos = 0;
 		ReThrowError(edata);
 	}
 	PG_END_TRY();

@@ -177,6 +177,12 @@ SELECT rk_create_replicator('pg_replicator', 'pw');
 SELECT unchanged();
 SELECT rk_create_replicator('Replicator', 'pw');
 SELECT unchanged();
+-- A password check that fails inside the kit's CREATE ROLE: the error
+-- shows neither the password nor its SCRAM verifier (no CONTEXT line with
+-- the statement), and nothing changes.
+LOAD 'passwordcheck';
+SELECT rk_create_replicator('newrepl', 'newrepl');
+SELECT unchanged();
 
 -- Not inside a transaction block: a ROLLBACK could not undo a file rewrite.
 BEGIN;
