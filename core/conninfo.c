@@ -135,15 +135,50 @@ rk_tls_configured(bool node_role)
 void
 rk_conninfo_append_tls(StringInfo buf, bool node_role)
 {
+	rk_conninfo_append_tls_but(buf, node_role, NULL);
+}
+
+/*
+ * The same, leaving out the keywords `kept` (a conninfo an operator wrote)
+ * already has.  NULL: none.
+ */
+void
+rk_conninfo_append_tls_but(StringInfo buf, bool node_role, PQconninfoOption *kept)
+{
+	bool		has_sslmode = false,
+				has_rootcert = false,
+				has_binding = false;
+
 	if (!rk_tls_configured(node_role))
 		return;
+	for (PQconninfoOption *o = kept; o != NULL && o->keyword; o++)
+	{
+		if (o->val == NULL || o->val[0] == '\0')
+			continue;
+		has_sslmode |= strcmp(o->keyword, "sslmode") == 0 || strcmp(o->keyword, "requiressl") == 0;
+		has_rootcert |= strcmp(o->keyword, "sslrootcert") == 0;
+		has_binding |= strcmp(o->keyword, "channel_binding") == 0;
+	}
 	/* libpq's defaults (prefer) go unwritten. */
-	if (strcmp(rk_tls_sslmode(), "prefer") != 0)
+	if (!has_sslmode && strcmp(rk_tls_sslmode(), "prefer") != 0)
 		rk_conninfo_append(buf, "sslmode", rk_tls_sslmode());
-	if (rk_sslrootcert != NULL && rk_sslrootcert[0] != '\0')
+	if (!has_rootcert && rk_sslrootcert != NULL && rk_sslrootcert[0] != '\0')
 		rk_conninfo_append(buf, "sslrootcert", rk_sslrootcert);
-	if (strcmp(rk_tls_channel_binding(node_role), "prefer") != 0)
+	if (!has_binding && strcmp(rk_tls_channel_binding(node_role), "prefer") != 0)
 		rk_conninfo_append(buf, "channel_binding", rk_tls_channel_binding(node_role));
+}
+
+/*
+ * Did an operator set the kit's TLS settings (not 'auto')?  Then they rule
+ * over whatever TLS keywords a conninfo had; under 'auto', keywords an
+ * operator wrote into primary_conninfo (verify-full, say) stay.
+ */
+bool
+rk_tls_explicit(void)
+{
+	return (rk_sslmode != NULL && strcmp(rk_sslmode, "auto") != 0) ||
+		(rk_channel_binding != NULL && strcmp(rk_channel_binding, "auto") != 0) ||
+		(rk_sslrootcert != NULL && rk_sslrootcert[0] != '\0');
 }
 
 /* Is `keyword` one that rk_conninfo_append_tls() writes? */

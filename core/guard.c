@@ -299,14 +299,22 @@ rk_reserve_gate(void *p, int status)
 {
 	Port	   *port = (Port *) p;
 	Oid			role;
+	/* Never more than half of what ordinary clients could have. */
+	int			reserve = Min(rk_reserved_connections, (MaxConnections - RK_PG_RESERVED_SLOTS) / 2);
 
-	if (status != STATUS_OK || am_walsender || rk_reserved_connections <= 0 ||
-		rk_have_free_procs(rk_reserved_connections + RK_PG_RESERVED_SLOTS))
+	if (status != STATUS_OK || am_walsender || reserve <= 0 ||
+		rk_have_free_procs(reserve + RK_PG_RESERVED_SLOTS))
 		return;
 	if (port->user_name != NULL && strcmp(port->user_name, RK_NODE_ROLE) == 0)
 		return;
+	/*
+	 * Superusers, and roles with REPLICATION: a clone that has no node
+	 * secret yet, and a cluster from before 1.3, probe as the replication
+	 * role.  (Only shared catalogs can be read here: the database is not
+	 * open yet.)
+	 */
 	role = port->user_name != NULL ? get_role_oid(port->user_name, true) : InvalidOid;
-	if (OidIsValid(role) && superuser_arg(role))
+	if (OidIsValid(role) && (superuser_arg(role) || has_rolreplication(role)))
 		return;
 	ereport(FATAL,
 			(errcode(ERRCODE_TOO_MANY_CONNECTIONS),

@@ -242,6 +242,17 @@ rk_registry_has_primary(char **primary_name)
 	return name != NULL;
 }
 
+/* Are nodes other than `self` registered? */
+bool
+rk_registry_has_other_nodes(const char *self)
+{
+	Oid			argtypes[1] = {TEXTOID};
+	Datum		values[1] = {CStringGetTextDatum(self)};
+
+	return rk_query_value(psprintf("SELECT 1 FROM %s WHERE node_name <> $1 LIMIT 1", rk_table("rk_nodes")),
+						  1, argtypes, values) != NULL;
+}
+
 char *
 rk_registry_replication_role(void)
 {

@@ -19,6 +19,7 @@ extern const char *rk_schema(void);
 extern const char *rk_table(const char *relname);
 extern char *rk_query_value(const char *sql, int nargs, Oid *argtypes, Datum *values);
 extern bool rk_registry_has_primary(char **primary_name);
+extern bool rk_registry_has_other_nodes(const char *self);
 extern char *rk_registry_replication_role(void);
 extern int	rk_registry_sync_standby_count(void);
 extern void rk_registry_event(const char *kind, const char *node, const char *detail);

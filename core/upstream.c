@@ -36,11 +36,25 @@
  * and any password left out, or a new one with the kit's role; the
  * password comes from the kit's password file.
  */
+/* A TLS keyword at least as strong as what the kit would write: keep it. */
+static bool
+tls_keyword_strong(const PQconninfoOption *o)
+{
+	if (strcmp(o->keyword, "sslrootcert") == 0)
+		return true;
+	if (strcmp(o->keyword, "sslmode") == 0)
+		return strcmp(o->val, "require") == 0 || strncmp(o->val, "verify-", 7) == 0;
+	if (strcmp(o->keyword, "channel_binding") == 0)
+		return strcmp(o->val, "require") == 0;
+	return false;
+}
+
 char *
 rk_upstream_conninfo(const char *host, int port, const char *self, const char *role)
 {
 	const char *cur = GetConfigOption("primary_conninfo", true, false);
 	PQconninfoOption *opts = (cur && cur[0]) ? PQconninfoParse(cur, NULL) : NULL;
+	PQconninfoOption *kept = NULL;
 	StringInfoData buf;
 	bool		have_user = false;
 	bool		have_secret = false;
@@ -60,8 +74,15 @@ rk_upstream_conninfo(const char *host, int port, const char *self, const char *r
 				strcmp(o->keyword, "port") == 0 || strcmp(o->keyword, "application_name") == 0)
 				continue;
 			/* A password in primary_conninfo is printed in the server log on every change. */
-			if (strcmp(o->keyword, "password") == 0 ||
-				(rk_tls_configured(false) && rk_conninfo_is_tls_keyword(o->keyword)))
+			if (strcmp(o->keyword, "password") == 0)
+				continue;
+			/*
+			 * TLS keywords: the kit's settings replace them when an operator
+			 * set those; under 'auto' an operator's stronger choice (verify-
+			 * full, a CA, channel binding) stays, a weaker one goes.
+			 */
+			if (rk_conninfo_is_tls_keyword(o->keyword) &&
+				(rk_tls_explicit() || (rk_tls_configured(false) && !tls_keyword_strong(o))))
 				continue;
 			/* The kit's current replication role, if it names one (it may have been renamed). */
 			if (strcmp(o->keyword, "user") == 0 && role != NULL)
@@ -72,13 +93,16 @@ rk_upstream_conninfo(const char *host, int port, const char *self, const char *r
 				have_secret = true;
 			rk_conninfo_append(&buf, o->keyword, o->val);
 		}
+		kept = PQconninfoParse(buf.data, NULL);
 		PQconninfoFree(opts);
 	}
 	if (!have_user && role != NULL)
 		rk_conninfo_append(&buf, "user", role);
 	if (!have_secret)
 		rk_conninfo_append(&buf, "passfile", psprintf("%s/%s", DataDir, RK_PASS_FILE));
-	rk_conninfo_append_tls(&buf, false);
+	rk_conninfo_append_tls_but(&buf, false, kept);
+	if (kept)
+		PQconninfoFree(kept);
 	return buf.data;
 }
 

@@ -17,6 +17,8 @@
  */
 #include "postgres.h"
 
+#include "postmaster/postmaster.h"
+
 #include <fcntl.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -135,8 +137,22 @@ make_server_certificate(SetupPrimary *sp)
 	struct stat st;
 	int			rc;
 
-	if (stat(cert, &st) == 0 || stat(key, &st) == 0)
-		return stat(cert, &st) == 0 && stat(key, &st) == 0;
+	bool		have_cert = stat(cert, &st) == 0;
+	bool		have_key = stat(key, &st) == 0;
+
+	if (have_cert && have_key)
+		return true;
+	/* Half a pair, or files outside PGDATA that a clone would not copy. */
+	if (have_cert || have_key || is_absolute_path(cert) || is_absolute_path(key))
+	{
+		ereport(WARNING,
+				(errmsg("ssl stays off: %s", have_cert || have_key ?
+						"only one of ssl_cert_file and ssl_key_file exists" :
+						"ssl_cert_file or ssl_key_file lies outside the data directory, where clones do not copy it"),
+				 errdetail("Without TLS, the kit's connections are not encrypted and a man in the middle can ask for a password in cleartext."),
+				 errhint("Give every node a certificate and ssl = on, then call rk_setup_primary() again.")));
+		return false;
+	}
 	fflush(NULL);
 	rc = system(psprintf("openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes "
 						 "-days 36500 -subj /CN=replication_kit -keyout %s -out %s >/dev/null 2>&1",
@@ -229,7 +245,7 @@ listen_covers(const char *listen, const char *host)
 
 /* The settings rk_setup_primary() asks for; returns how many. */
 static int
-wanted_settings(WantedSetting *wanted, int max_standbys, const char *host)
+wanted_settings(WantedSetting *wanted, int max_standbys, const char *host, const char *sp_name)
 {
 	/* Each standby needs a WAL sender and a slot; two spare for clones and pg_rewind. */
 	int			senders = max_standbys + 2;
@@ -245,8 +261,19 @@ wanted_settings(WantedSetting *wanted, int max_standbys, const char *host)
 	/* pg_rewind reads the old primary's WAL back to the last common checkpoint. */
 	wanted[n++] = (WantedSetting) {"wal_keep_size", "512MB", ok_at_least, 512, false};
 	wanted[n++] = (WantedSetting) {"synchronous_commit", "on", ok_sync_commit, 0, false};
-	/* The kit's own connections then use TLS with channel binding (settings.c). */
-	wanted[n++] = (WantedSetting) {"ssl", "on", ok_bool_on, 0, false};
+	/*
+	 * The kit's own connections then use TLS with channel binding
+	 * (settings.c).  Only before any standby is registered: the clones then
+	 * copy the setting and the certificate.  Turned on here alone later, the
+	 * primary would demand TLS of standbys that have none.
+	 */
+	if (!rk_registry_has_other_nodes(sp_name))
+		wanted[n++] = (WantedSetting) {"ssl", "on", ok_bool_on, 0, false};
+	else if (!EnableSSL)
+		ereport(NOTICE,
+				(errmsg("ssl stays off: standbys are registered already"),
+				 errdetail("The kit turns TLS on only in a cluster that has no standby yet, so that every clone has it."),
+				 errhint("Turn ssl on on every node, and then set replication_kit.sslmode = require (see the README's Security section).")));
 	if (!listen_covers(listen, host))
 		wanted[n++] = (WantedSetting) {"listen_addresses",
 			listen[0] ? psprintf("%s,%s", listen, host) : pstrdup(host), ok_equal, 0, true};
@@ -322,7 +349,7 @@ rk_setup_primary(PG_FUNCTION_ARGS)
 	rk_require_not_in_transaction_block("rk_setup_primary");
 
 	max_standbys = setup_arguments(fcinfo, &sp);
-	n = wanted_settings(wanted, max_standbys, sp.host);
+	n = wanted_settings(wanted, max_standbys, sp.host, sp.node_name);
 
 	InitMaterializedSRF(fcinfo, 0);
 	initStringInfo(&restart_list);

@@ -30,6 +30,7 @@
 #include "postmaster/bgwriter.h"
 #include "utils/builtins.h"
 #include "utils/guc.h"
+#include "utils/resowner.h"
 #include "utils/timestamp.h"
 
 #include "core/conninfo.h"
@@ -157,6 +158,41 @@ rk_create_peer_slots(RkView *v)
 }
 
 /*
+ * Drop a slot, unless a WAL receiver took it since we looked (a voter that
+ * re-points at a candidate): that error must not end the worker, so the
+ * drop runs in a subtransaction of its own, as PL/pgSQL's EXCEPTION does.
+ */
+static bool
+drop_slot_if_idle(Oid *types, Datum *vals)
+{
+	MemoryContext cxt = CurrentMemoryContext;
+	ResourceOwner owner = CurrentResourceOwner;
+	bool		dropped = true;
+
+	BeginInternalSubTransaction(NULL);
+	MemoryContextSwitchTo(cxt);
+	PG_TRY();
+	{
+		SPI_execute_with_args("SELECT pg_catalog.pg_drop_replication_slot($1)",
+							  1, types, vals, NULL, false, 0);
+		ReleaseCurrentSubTransaction();
+		MemoryContextSwitchTo(cxt);
+		CurrentResourceOwner = owner;
+	}
+	PG_CATCH();
+	{
+		MemoryContextSwitchTo(cxt);
+		FlushErrorState();
+		RollbackAndReleaseCurrentSubTransaction();
+		MemoryContextSwitchTo(cxt);
+		CurrentResourceOwner = owner;
+		dropped = false;
+	}
+	PG_END_TRY();
+	return dropped;
+}
+
+/*
  * A standby that follows a live primary needs no slots of its own: the ones
  * it made to be promoted (or kept from its own time as the primary) would
  * hold its WAL back until max_slot_wal_keep_size, and later be reported as
@@ -186,9 +222,8 @@ rk_drop_idle_peer_slots(RkView *v)
 
 			if (strcmp(name, v->self) == 0)
 				continue;
-			SPI_execute_with_args("SELECT pg_catalog.pg_drop_replication_slot($1)",
-								  1, types, vals, NULL, false, 0);
-			rk_journal(v, "slot_dropped", name, "idle replication slot %s dropped on standby %s", name, v->self);
+			if (drop_slot_if_idle(types, vals))
+				rk_journal(v, "slot_dropped", name, "idle replication slot %s dropped on standby %s", name, v->self);
 		}
 	}
 	SPI_finish();

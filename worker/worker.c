@@ -394,6 +394,42 @@ combine_timing(RkView *v)
 }
 
 /*
+ * Does `password` log `role` in for replication at `up`?  Checked before a
+ * password another node handed over replaces the one in the password file:
+ * a node that lags, or one that is not what it claims, gets nothing
+ * written.  Blocks for at most 3 s (rare: a standby that cannot stream).
+ */
+static bool
+password_works(RkPeer *up, const char *role, const char *password)
+{
+	char		port[16];
+	char		timeout[16];
+	const char *keys[] = {"host", "port", "user", "password", "dbname", "replication",
+		"connect_timeout", "sslmode", "channel_binding", "application_name", NULL};
+	const char *vals[11];
+	PGconn	   *conn;
+	bool		ok;
+
+	snprintf(port, sizeof(port), "%d", up->port);
+	snprintf(timeout, sizeof(timeout), "%d", 3);
+	vals[0] = up->host;
+	vals[1] = port;
+	vals[2] = role;
+	vals[3] = password;
+	vals[4] = "replication";
+	vals[5] = "true";
+	vals[6] = timeout;
+	vals[7] = rk_tls_sslmode();
+	vals[8] = rk_tls_channel_binding(false);
+	vals[9] = "replication_kit password check";
+	vals[10] = NULL;
+	conn = PQconnectdbParams(keys, vals, 0);
+	ok = conn != NULL && PQstatus(conn) == CONNECTION_OK;
+	PQfinish(conn);
+	return ok;
+}
+
+/*
  * A standby that was down while the replication password changed has the
  * old one in its password file: its WAL receiver cannot log in, so it never
  * replays the change.  When it has not streamed for a while although its
@@ -429,7 +465,11 @@ fetch_credentials(RkView *v)
 	rk_calls_run(&call, 1, rk_probe_timeout_ms);
 	role = call.phase == RK_CALL_DONE ? rk_call_value(&call, "role") : NULL;
 	password = call.phase == RK_CALL_DONE ? rk_call_value(&call, "password") : NULL;
-	if (role != NULL && password != NULL)
+	if (role != NULL && password != NULL && !password_works(up, role, password))
+		ereport(LOG,
+				(errmsg(RK_LOG_PREFIX "the replication password %s handed over does not log in there; not taken",
+						up->name)));
+	else if (role != NULL && password != NULL)
 	{
 		bool		started = rk_xact_begin();
 		bool		changed = rk_credentials_take(role, password);
@@ -609,6 +649,20 @@ adopt_term(RkView *v, uint64 term, const char *primary)
 	LWLockRelease(rk_shared->lock);
 }
 
+/*
+ * Is primary_slot_name this node's own slot?  A standby that caught up
+ * from another standby (election.c, in_place_of) streamed without one; once
+ * it follows a primary again it must stream through its slot, or the
+ * primary keeps no WAL for it.
+ */
+static bool
+streams_through_own_slot(RkView *v)
+{
+	const char *slot = GetConfigOption("primary_slot_name", true, false);
+
+	return slot != NULL && strcmp(slot, v->self) == 0;
+}
+
 /* A standby's round: who is the primary, and did we hear from it? */
 static RkEvent
 standby_event(RkView *v)
@@ -673,7 +727,8 @@ standby_event(RkView *v)
 	 * The registry's primary of an older term is no one to follow.
 	 */
 	if (v->primary_idx >= 0 && !v->peers[v->primary_idx].is_self &&
-		v->primary_idx != v->upstream_idx && v->silence_ms < rk_failover_timeout_ms &&
+		(v->primary_idx != v->upstream_idx || !streams_through_own_slot(v)) &&
+		v->silence_ms < rk_failover_timeout_ms &&
 		(v->contact || strcmp(v->peers[v->primary_idx].name, v->st.primary_name) == 0))
 	{
 		snprintf(v->why, sizeof(v->why), "%s is the primary in term " UINT64_FORMAT,
