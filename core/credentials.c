@@ -116,6 +116,8 @@ rk_credentials_table_ready(void)
  * rk_credentials_sync_passfile must not go back to.  Replaying the change
  * makes the tables say something else, and from then on they rule again.
  */
+static char *passfile_password(const char *path, const char *role);
+
 static bool taken_over = false;
 static uint32 taken_over_hash = 0;
 
@@ -206,6 +208,9 @@ rk_credentials_current(char **role, char **password)
 	values[0] = CStringGetTextDatum(repl);
 	*password = rk_query_value(psprintf("SELECT password FROM %s WHERE role = $1", rk_table("rk_credentials")),
 							   1, argtypes, values);
+	/* Set from a verifier: the password is only in the password files the clones made. */
+	if (*password == NULL)
+		*password = passfile_password(RK_PASS_FILE, repl);
 	if (*password == NULL || strpbrk(*password, "\r\n") != NULL)
 		return false;
 	*role = repl;

@@ -149,7 +149,7 @@ rk_upstream_drop_password(const char *self, const char *role)
 {
 	const char *cur = GetConfigOption("primary_conninfo", true, false);
 	PQconninfoOption *opts = (cur && cur[0]) ? PQconninfoParse(cur, NULL) : NULL;
-	bool		has_password = false;
+	char	   *password = NULL;
 	char	   *user = NULL;
 	char	   *host;
 	int			port;
@@ -159,14 +159,24 @@ rk_upstream_drop_password(const char *self, const char *role)
 	for (PQconninfoOption *o = opts; o->keyword; o++)
 	{
 		if (strcmp(o->keyword, "password") == 0 && o->val && o->val[0])
-			has_password = true;
+			password = pstrdup(o->val);
 		if (strcmp(o->keyword, "user") == 0 && o->val && o->val[0])
 			user = pstrdup(o->val);
 	}
 	PQconninfoFree(opts);
-	if (!has_password || !rk_passfile_has_role(user ? user : role) ||
-		!rk_conninfo_target(cur, &host, &port))
+	if (password == NULL || !rk_conninfo_target(cur, &host, &port))
 		return false;
+
+	/*
+	 * A replication role set from a SCRAM verifier has no password in
+	 * rk_credentials: the one the clone logged in with goes into the
+	 * password file (if it is the kit's role's), and from there to the
+	 * other nodes that need it (rk_peer_credentials).
+	 */
+	if (!rk_passfile_has_role(user ? user : role) &&
+		!(role != NULL && strcmp(user ? user : role, role) == 0 && rk_credentials_take(role, password)))
+		return false;
+	memset(password, 0, strlen(password));
 	rk_point_upstream(host, port, self, role);
 	return true;
 }

@@ -17,6 +17,8 @@
  */
 #include "postgres.h"
 
+#include "libpq/crypt.h"
+
 #include "postmaster/postmaster.h"
 
 #include <fcntl.h>
@@ -408,6 +410,7 @@ typedef struct CreateReplicator
 {
 	const char *role;
 	const char *password;
+	bool		verifier;		/* `password` is a SCRAM verifier */
 	bool		exists;
 	const char *old_role;		/* the replication role before this call, or NULL */
 	char	   *old_passfile;
@@ -501,7 +504,7 @@ static void
 create_replicator_steps(void *arg)
 {
 	CreateReplicator *cr = arg;
-	char	   *secret = pg_be_scram_build_secret(cr->password);
+	char	   *secret = cr->verifier ? pstrdup(cr->password) : pg_be_scram_build_secret(cr->password);
 	Oid			argtypes[1] = {TEXTOID};
 	Datum		values[1] = {CStringGetTextDatum(cr->role)};
 	int			ret;
@@ -519,11 +522,14 @@ create_replicator_steps(void *arg)
 	grant_node_functions(cr->role, cr->old_role);
 
 	/* The replication password, and no other, reaches every node's password file. */
-	ret = SPI_execute_with_args(psprintf("DELETE FROM %s WHERE role <> $1", rk_table("rk_credentials")),
+	ret = SPI_execute_with_args(psprintf("DELETE FROM %s WHERE role <> $1%s", rk_table("rk_credentials"),
+										 cr->verifier ? " OR true" : ""),
 								1, argtypes, values, NULL, false, 0);
 	if (ret != SPI_OK_DELETE)
 		elog(ERROR, "could not update %s: %s", rk_table("rk_credentials"), SPI_result_code_string(ret));
-	rk_credentials_store(cr->role, cr->password);
+	/* Given a verifier, the kit never learns the password: each clone brings it. */
+	if (!cr->verifier)
+		rk_credentials_store(cr->role, cr->password);
 	SPI_finish();
 
 	(void) rk_credentials_sync_passfile();
@@ -654,6 +660,12 @@ create_replicator(FunctionCallInfo fcinfo)
 		ereport(ERROR,
 				(errcode(ERRCODE_INVALID_PASSWORD),
 				 errmsg("the replication role needs a non-empty password")));
+	cr.verifier = get_password_type(cr.password) != PASSWORD_TYPE_PLAINTEXT;
+	if (get_password_type(cr.password) == PASSWORD_TYPE_MD5)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PASSWORD),
+				 errmsg("an md5 password hash is not accepted"),
+				 errhint("Pass the password, or a SCRAM-SHA-256 verifier (pg_authid.rolpassword of a role with password_encryption = scram-sha-256).")));
 	if (strchr(cr.password, '\n') || strchr(cr.password, '\r'))
 		ereport(ERROR,
 				(errcode(ERRCODE_INVALID_PASSWORD),
