@@ -13,6 +13,13 @@
  *
  *     epoch seconds <TAB> port or - <TAB> what failed: first line of the error
  *
+ * With --returning EXPR the INSERT gets "RETURNING EXPR" and each line goes
+ * on with the server's host name and every value returned (tab-separated):
+ *
+ *     id <TAB> epoch <TAB> port <TAB> host <TAB> value ...
+ *
+ * which tools/soak uses, since there every node listens on the same port.
+ *
  * After any error it drops the connection and connects again.  Nothing
  * waits without a deadline: connecting is bounded by connect_timeout per
  * host (libpq moves on to the next host when it expires), and each
@@ -52,7 +59,8 @@ usage(FILE *f)
 	fprintf(f,
 			"usage: committer --conninfo STRING --out FILE --errors FILE\n"
 			"                 [--start-id N (1)] [--duration SECONDS (0: until a signal)]\n"
-			"                 [--timeout-ms MS (2000)] [--retry-ms MS (50)]\n");
+			"                 [--timeout-ms MS (2000)] [--retry-ms MS (50)]\n"
+			"                 [--returning EXPR]\n");
 }
 
 static int64_t
@@ -138,7 +146,8 @@ typedef enum
 
 /* One INSERT in its own transaction, with a deadline on the whole exchange. */
 static CommitResult
-commit_one(PGconn *conn, int64_t id, int timeout_ms, FILE *errors)
+commit_one(PGconn *conn, const char *sql, int64_t id, int timeout_ms, FILE *errors,
+		   char *returned, size_t returned_len)
 {
 	char		idbuf[32];
 	const char *values[1] = {idbuf};
@@ -149,8 +158,8 @@ commit_one(PGconn *conn, int64_t id, int timeout_ms, FILE *errors)
 	bool		got_result = false;
 
 	snprintf(idbuf, sizeof(idbuf), "%" PRId64, id);
-	if (!PQsendQueryParams(conn, "INSERT INTO bench_writes(id, at) VALUES ($1, now())",
-						   1, NULL, values, NULL, NULL, 0))
+	returned[0] = '\0';
+	if (!PQsendQueryParams(conn, sql, 1, NULL, values, NULL, NULL, 0))
 	{
 		record_failure(errors, conn, "send", PQerrorMessage(conn));
 		return COMMIT_FAILED;
@@ -197,7 +206,22 @@ commit_one(PGconn *conn, int64_t id, int timeout_ms, FILE *errors)
 		res = PQgetResult(conn);
 		if (res == NULL)
 			break;
-		if (PQresultStatus(res) != PGRES_COMMAND_OK)
+		if (PQresultStatus(res) == PGRES_TUPLES_OK && PQntuples(res) == 1)
+		{
+			/* The RETURNING values, tab-separated, kept for the log line. */
+			size_t		used = 0;
+
+			for (int c = 0; c < PQnfields(res); c++)
+			{
+				int			n = snprintf(returned + used, returned_len - used, "\t%s",
+										 PQgetisnull(res, 0, c) ? "" : PQgetvalue(res, 0, c));
+
+				if (n < 0 || (size_t) n >= returned_len - used)
+					break;
+				used += n;
+			}
+		}
+		else if (PQresultStatus(res) != PGRES_COMMAND_OK)
 		{
 			if (result == COMMIT_OK)
 				record_failure(errors, conn, "query", PQresultErrorMessage(res));
@@ -220,6 +244,9 @@ main(int argc, char **argv)
 	const char *conninfo = NULL;
 	const char *out_path = NULL;
 	const char *err_path = NULL;
+	const char *returning = NULL;
+	char		sql[1024];
+	char		returned[512];
 	int64_t		next_id = 1;
 	double		duration = 0;
 	int			timeout_ms = 2000;
@@ -261,6 +288,8 @@ main(int argc, char **argv)
 			timeout_ms = atoi(val);
 		else if (strcmp(opt, "--retry-ms") == 0)
 			retry_ms = atoi(val);
+		else if (strcmp(opt, "--returning") == 0)
+			returning = val;
 		else
 		{
 			fprintf(stderr, "committer: unknown option %s\n", opt);
@@ -274,6 +303,8 @@ main(int argc, char **argv)
 		usage(stderr);
 		return 2;
 	}
+	snprintf(sql, sizeof(sql), "INSERT INTO bench_writes(id, at) VALUES ($1, now())%s%s",
+			 returning ? " RETURNING " : "", returning ? returning : "");
 	if ((out = fopen(out_path, "a")) == NULL || (errors = fopen(err_path, "a")) == NULL)
 	{
 		fprintf(stderr, "committer: cannot open %s or %s: %s\n", out_path, err_path, strerror(errno));
@@ -322,7 +353,7 @@ main(int argc, char **argv)
 			}
 		}
 
-		r = commit_one(conn, next_id, timeout_ms, errors);
+		r = commit_one(conn, sql, next_id, timeout_ms, errors, returned, sizeof(returned));
 		if (r == COMMIT_STOPPED)
 			break;
 		if (r == COMMIT_OK)
@@ -330,7 +361,11 @@ main(int argc, char **argv)
 			char		now[32];
 
 			wall_clock(now, sizeof(now));
-			fprintf(out, "%" PRId64 "\t%s\t%s\n", next_id, now, PQport(conn));
+			if (returning)
+				fprintf(out, "%" PRId64 "\t%s\t%s\t%s%s\n", next_id, now, PQport(conn),
+						PQhost(conn), returned);
+			else
+				fprintf(out, "%" PRId64 "\t%s\t%s\n", next_id, now, PQport(conn));
 			fflush(out);
 			acked++;
 		}
