@@ -28,6 +28,8 @@
  * do: a commit that waits for a synchronous standby and is cancelled comes
  * back as a success (with a WARNING) although no standby has it.
  *
+ * --interval-ms pauses after each acknowledged commit (a gentler load).
+ *
  * Stops on SIGTERM or SIGINT, or after --duration seconds.
  */
 #include <errno.h>
@@ -60,7 +62,7 @@ usage(FILE *f)
 			"usage: committer --conninfo STRING --out FILE --errors FILE\n"
 			"                 [--start-id N (1)] [--duration SECONDS (0: until a signal)]\n"
 			"                 [--timeout-ms MS (2000)] [--retry-ms MS (50)]\n"
-			"                 [--returning EXPR]\n");
+			"                 [--returning EXPR] [--interval-ms MS (0)]\n");
 }
 
 static int64_t
@@ -251,6 +253,7 @@ main(int argc, char **argv)
 	double		duration = 0;
 	int			timeout_ms = 2000;
 	int			retry_ms = 50;
+	int			interval_ms = 0;
 	FILE	   *out;
 	FILE	   *errors;
 	PGconn	   *conn = NULL;
@@ -290,6 +293,8 @@ main(int argc, char **argv)
 			retry_ms = atoi(val);
 		else if (strcmp(opt, "--returning") == 0)
 			returning = val;
+		else if (strcmp(opt, "--interval-ms") == 0)
+			interval_ms = atoi(val);
 		else
 		{
 			fprintf(stderr, "committer: unknown option %s\n", opt);
@@ -368,6 +373,8 @@ main(int argc, char **argv)
 				fprintf(out, "%" PRId64 "\t%s\t%s\n", next_id, now, PQport(conn));
 			fflush(out);
 			acked++;
+			if (interval_ms > 0)
+				pause_ms(interval_ms);
 		}
 		else
 		{
