@@ -13,6 +13,13 @@
  *
  *     epoch seconds <TAB> port or - <TAB> what failed: first line of the error
  *
+ * With --returning EXPR the INSERT gets "RETURNING EXPR" and each line goes
+ * on with the server's host name and every value returned (tab-separated):
+ *
+ *     id <TAB> epoch <TAB> port <TAB> host <TAB> value ...
+ *
+ * which tools/soak uses, since there every node listens on the same port.
+ *
  * After any error it drops the connection and connects again.  Nothing
  * waits without a deadline: connecting is bounded by connect_timeout per
  * host (libpq moves on to the next host when it expires), and each
@@ -20,6 +27,8 @@
  * when no answer comes within --timeout-ms.  A statement_timeout would not
  * do: a commit that waits for a synchronous standby and is cancelled comes
  * back as a success (with a WARNING) although no standby has it.
+ *
+ * --interval-ms pauses after each acknowledged commit (a gentler load).
  *
  * Stops on SIGTERM or SIGINT, or after --duration seconds.
  */
@@ -52,7 +61,8 @@ usage(FILE *f)
 	fprintf(f,
 			"usage: committer --conninfo STRING --out FILE --errors FILE\n"
 			"                 [--start-id N (1)] [--duration SECONDS (0: until a signal)]\n"
-			"                 [--timeout-ms MS (2000)] [--retry-ms MS (50)]\n");
+			"                 [--timeout-ms MS (2000)] [--retry-ms MS (50)]\n"
+			"                 [--returning EXPR] [--interval-ms MS (0)]\n");
 }
 
 static int64_t
@@ -138,7 +148,8 @@ typedef enum
 
 /* One INSERT in its own transaction, with a deadline on the whole exchange. */
 static CommitResult
-commit_one(PGconn *conn, int64_t id, int timeout_ms, FILE *errors)
+commit_one(PGconn *conn, const char *sql, int64_t id, int timeout_ms, FILE *errors,
+		   char *returned, size_t returned_len)
 {
 	char		idbuf[32];
 	const char *values[1] = {idbuf};
@@ -149,8 +160,8 @@ commit_one(PGconn *conn, int64_t id, int timeout_ms, FILE *errors)
 	bool		got_result = false;
 
 	snprintf(idbuf, sizeof(idbuf), "%" PRId64, id);
-	if (!PQsendQueryParams(conn, "INSERT INTO bench_writes(id, at) VALUES ($1, now())",
-						   1, NULL, values, NULL, NULL, 0))
+	returned[0] = '\0';
+	if (!PQsendQueryParams(conn, sql, 1, NULL, values, NULL, NULL, 0))
 	{
 		record_failure(errors, conn, "send", PQerrorMessage(conn));
 		return COMMIT_FAILED;
@@ -197,7 +208,22 @@ commit_one(PGconn *conn, int64_t id, int timeout_ms, FILE *errors)
 		res = PQgetResult(conn);
 		if (res == NULL)
 			break;
-		if (PQresultStatus(res) != PGRES_COMMAND_OK)
+		if (PQresultStatus(res) == PGRES_TUPLES_OK && PQntuples(res) == 1)
+		{
+			/* The RETURNING values, tab-separated, kept for the log line. */
+			size_t		used = 0;
+
+			for (int c = 0; c < PQnfields(res); c++)
+			{
+				int			n = snprintf(returned + used, returned_len - used, "\t%s",
+										 PQgetisnull(res, 0, c) ? "" : PQgetvalue(res, 0, c));
+
+				if (n < 0 || (size_t) n >= returned_len - used)
+					break;
+				used += n;
+			}
+		}
+		else if (PQresultStatus(res) != PGRES_COMMAND_OK)
 		{
 			if (result == COMMIT_OK)
 				record_failure(errors, conn, "query", PQresultErrorMessage(res));
@@ -220,10 +246,14 @@ main(int argc, char **argv)
 	const char *conninfo = NULL;
 	const char *out_path = NULL;
 	const char *err_path = NULL;
+	const char *returning = NULL;
+	char		sql[1024];
+	char		returned[512];
 	int64_t		next_id = 1;
 	double		duration = 0;
 	int			timeout_ms = 2000;
 	int			retry_ms = 50;
+	int			interval_ms = 0;
 	FILE	   *out;
 	FILE	   *errors;
 	PGconn	   *conn = NULL;
@@ -261,6 +291,10 @@ main(int argc, char **argv)
 			timeout_ms = atoi(val);
 		else if (strcmp(opt, "--retry-ms") == 0)
 			retry_ms = atoi(val);
+		else if (strcmp(opt, "--returning") == 0)
+			returning = val;
+		else if (strcmp(opt, "--interval-ms") == 0)
+			interval_ms = atoi(val);
 		else
 		{
 			fprintf(stderr, "committer: unknown option %s\n", opt);
@@ -274,6 +308,8 @@ main(int argc, char **argv)
 		usage(stderr);
 		return 2;
 	}
+	snprintf(sql, sizeof(sql), "INSERT INTO bench_writes(id, at) VALUES ($1, now())%s%s",
+			 returning ? " RETURNING " : "", returning ? returning : "");
 	if ((out = fopen(out_path, "a")) == NULL || (errors = fopen(err_path, "a")) == NULL)
 	{
 		fprintf(stderr, "committer: cannot open %s or %s: %s\n", out_path, err_path, strerror(errno));
@@ -322,7 +358,7 @@ main(int argc, char **argv)
 			}
 		}
 
-		r = commit_one(conn, next_id, timeout_ms, errors);
+		r = commit_one(conn, sql, next_id, timeout_ms, errors, returned, sizeof(returned));
 		if (r == COMMIT_STOPPED)
 			break;
 		if (r == COMMIT_OK)
@@ -330,9 +366,15 @@ main(int argc, char **argv)
 			char		now[32];
 
 			wall_clock(now, sizeof(now));
-			fprintf(out, "%" PRId64 "\t%s\t%s\n", next_id, now, PQport(conn));
+			if (returning)
+				fprintf(out, "%" PRId64 "\t%s\t%s\t%s%s\n", next_id, now, PQport(conn),
+						PQhost(conn), returned);
+			else
+				fprintf(out, "%" PRId64 "\t%s\t%s\n", next_id, now, PQport(conn));
 			fflush(out);
 			acked++;
+			if (interval_ms > 0)
+				pause_ms(interval_ms);
 		}
 		else
 		{
