@@ -38,6 +38,7 @@
 #define RK_PASS_FILE		"replication_kit.pgpass"
 #define RK_REJOIN_FAILED_FILE "replication_kit.rejoin_failed"
 #define RK_REJOIN_RETRY_FILE "replication_kit.rejoin_retry"
+#define RK_REJOIN_DONE_FILE "replication_kit.rejoin_done"	/* the helper ran to its end */
 
 /*
  * The role the nodes call each other as (core/credentials.c): made by

@@ -127,6 +127,15 @@ spawn_helper(const char *source, const char *reclone, char *error, size_t errlen
 	return true;
 }
 
+/* Did the last rk_rejoin helper run to its end (RK_REJOIN_DONE_FILE)? */
+static bool
+helper_finished(void)
+{
+	struct stat sb;
+
+	return stat(RK_REJOIN_DONE_FILE, &sb) == 0;
+}
+
 /*
  * Point this node at the new primary, mark it a standby, start the helper
  * and shut the server down.  Runs once per term.
@@ -184,6 +193,8 @@ start_rewind(RkView *v, int p)
 	rk_shared->rejoin_requested = false;
 	LWLockRelease(rk_shared->lock);
 
+	/* The helper writes it again once it has run to its end (rk_rejoin). */
+	(void) unlink(RK_REJOIN_DONE_FILE);
 	if (!spawn_helper(source, reclone, error, sizeof(error)))
 	{
 		rk_set_readiness("rejoin failed: %s", error);
@@ -414,9 +425,13 @@ rk_act_check_rejoin(RkView *v)
 							 why[0] ? " (" : "", why, why[0] ? ")" : "");
 			return RK_EV_NONE;
 		}
-		if (v->st.rewound_term == v->st.term)
+		if (v->st.rewound_term == v->st.term && helper_finished())
 		{
-			/* Rewound once in this term already and still cannot follow: do not loop. */
+			/*
+			 * Rewound once in this term already and still cannot follow: do
+			 * not loop.  A helper that was killed half way (the node
+			 * restarted under it) did not rewind: that one is tried again.
+			 */
 			rk_set_readiness("rejoined but not streaming from %s: see replication_kit.rejoin.log and the server log",
 							 v->peers[p].name);
 			return RK_EV_NONE;
