@@ -22,6 +22,12 @@
  *   HOLE_D  the lease is measured on a clock that can lag (stepped wall clock)
  *   NO_SECOND_LOOK  the commit guard does not look again after the wait
  *           for the synchronous standby (core/guard.c confirm_acknowledgement)
+ * Other switches:
+ *   LIVE      the faults may stop; then a primary must exist within KLIVE ticks
+ *   LIVE_ALL  ... only once every node runs again (LIVE's premise: a majority)
+ *   KITLESS   the fault "a deposed primary restarted without the library"
+ *   FIX_DEPOSAL  a candidate fix for findings F1/F2 (model/README.md)
+ *   MAXTERM, MAXCOMMITS, MAXF, MAXLOSS, MAXOPS, KLIVE  the bounds
  */
 
 #define N        3
