@@ -793,6 +793,7 @@ static RkEvent
 primary_event(RkView *v)
 {
 	uint64		max_term = v->st.term;
+	int			deposer = -1;
 
 	v->support = 1;
 	v->deposed = pg_atomic_read_u32(&rk_shared->fenced) != 0 || !rk_state_elected(&v->st);
@@ -809,6 +810,8 @@ primary_event(RkView *v)
 			 (p->voted_for[0] && strcmp(p->voted_for, v->self) != 0)))
 		{
 			v->deposed = true;
+			if (deposer < 0 || p->term > v->peers[deposer].term)
+				deposer = i;
 			snprintf(v->why, sizeof(v->why), "%s reports term " UINT64_FORMAT " with %s",
 					 p->name, p->term,
 					 !p->in_recovery ? "itself as primary" :
@@ -822,6 +825,23 @@ primary_event(RkView *v)
 	if (v->deposed)
 	{
 		pg_atomic_write_u32(&rk_shared->fenced, 1);
+		/*
+		 * Learned from our own probes, the deposal goes to disk too, as it
+		 * does when another node's call tells us: the newer term and the
+		 * primary it names, after standby.signal (rk_state_save_locked).
+		 * Otherwise a restart, even one without the kit, would bring this
+		 * node back as a writable primary, and it would never learn whom
+		 * to follow.  Only when the newer term names its primary: a term
+		 * nobody has won yet is left to the election.
+		 */
+		if (deposer >= 0)
+		{
+			RkPeer	   *p = &v->peers[deposer];
+			const char *primary = !p->in_recovery ? p->name : p->primary_name;
+
+			if (primary[0] && strcmp(primary, v->self) != 0)
+				adopt_term(v, p->term, primary);
+		}
 		return RK_EV_DEPOSED;
 	}
 	/* A standby's failed election raised the term; we are still the primary. */
