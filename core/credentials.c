@@ -158,6 +158,27 @@ credentials_passfile(void)
 }
 
 /*
+ * Make the password file hold exactly `want` (mode 0600, durably); returns
+ * whether it was rewritten.  A clone made with group access may have a
+ * wider mode: that is narrowed too.
+ */
+static bool
+write_passfile(const char *want)
+{
+	size_t		have_len = 0;
+	char	   *have = rk_read_whole_file(RK_PASS_FILE, &have_len);
+	bool		same = have != NULL && have_len == strlen(want) && memcmp(have, want, have_len) == 0;
+
+	if (same && !narrow_mode(RK_PASS_FILE))
+		same = false;
+	if (!same)
+		rk_durable_write(RK_PASS_FILE, want, strlen(want), S_IRUSR | S_IWUSR);
+	if (have)
+		memset(have, 0, have_len);
+	return !same;
+}
+
+/*
  * Make the password file say what rk_credentials says.  Returns true when
  * the file was rewritten.  The caller is in a transaction.
  */
@@ -165,9 +186,7 @@ bool
 rk_credentials_sync_passfile(void)
 {
 	char	   *want = credentials_passfile();
-	char	   *have;
-	size_t		have_len = 0;
-	bool		same;
+	bool		changed;
 
 	if (want == NULL)
 		return false;
@@ -178,17 +197,9 @@ rk_credentials_sync_passfile(void)
 			return false;
 		taken_over = false;
 	}
-	have = rk_read_whole_file(RK_PASS_FILE, &have_len);
-	same = have != NULL && have_len == strlen(want) && memcmp(have, want, have_len) == 0;
-	/* A clone made with group access may have a wider mode: narrow it too. */
-	if (same && !narrow_mode(RK_PASS_FILE))
-		same = false;
-	if (!same)
-		rk_durable_write(RK_PASS_FILE, want, strlen(want), S_IRUSR | S_IWUSR);
-	if (have)
-		memset(have, 0, have_len);
+	changed = write_passfile(want);
 	memset(want, 0, strlen(want));
-	return !same;
+	return changed;
 }
 
 /*
@@ -228,22 +239,18 @@ rk_credentials_take(const char *role, const char *password)
 {
 	char	   *repl = rk_registry_replication_role();
 	StringInfoData want;
-	char	   *have;
-	size_t		have_len = 0;
-	bool		same;
+	bool		changed;
 
 	if (repl == NULL || strcmp(repl, role) != 0 || password[0] == '\0' ||
 		strpbrk(password, "\r\n") != NULL)
 		return false;
 	initStringInfo(&want);
 	append_passfile_line(&want, role, password);
-	have = rk_read_whole_file(RK_PASS_FILE, &have_len);
-	same = have != NULL && have_len == (size_t) want.len && memcmp(have, want.data, have_len) == 0;
-	if (!same)
+	changed = write_passfile(want.data);
+	if (changed)
 	{
 		char	   *local = credentials_passfile();
 
-		rk_durable_write(RK_PASS_FILE, want.data, want.len, S_IRUSR | S_IWUSR);
 		taken_over = local != NULL;
 		if (local)
 		{
@@ -251,10 +258,8 @@ rk_credentials_take(const char *role, const char *password)
 			memset(local, 0, strlen(local));
 		}
 	}
-	if (have)
-		memset(have, 0, have_len);
 	memset(want.data, 0, want.len);
-	return !same;
+	return changed;
 }
 
 /* Record `role`'s password in rk_credentials.  The caller is in a transaction. */

@@ -132,9 +132,7 @@ const char *
 rk_tls_channel_binding(bool node_role)
 {
 	if (rk_channel_binding == NULL || strcmp(rk_channel_binding, "auto") == 0)
-		return node_role && strcmp(rk_tls_sslmode(), "prefer") != 0 &&
-			strcmp(rk_tls_sslmode(), "disable") != 0 && strcmp(rk_tls_sslmode(), "allow") != 0 ?
-			"require" : "prefer";
+		return node_role && rk_tls_required() ? "require" : "prefer";
 	return rk_channel_binding;
 }
 

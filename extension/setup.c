@@ -148,7 +148,8 @@ make_server_certificate(SetupPrimary *sp)
 	if (have_cert || have_key || is_absolute_path(cert) || is_absolute_path(key))
 	{
 		ereport(WARNING,
-				(errmsg("ssl stays off: %s", have_cert || have_key ?
+				(errcode(ERRCODE_CONFIG_FILE_ERROR),
+				 errmsg("ssl stays off: %s", have_cert || have_key ?
 						"only one of ssl_cert_file and ssl_key_file exists" :
 						"ssl_cert_file or ssl_key_file lies outside the data directory, where clones do not copy it"),
 				 errdetail("Without TLS, the kit's connections are not encrypted and a man in the middle can ask for a password in cleartext."),
@@ -164,7 +165,8 @@ make_server_certificate(SetupPrimary *sp)
 		(void) unlink(key);
 		(void) unlink(cert);
 		ereport(WARNING,
-				(errmsg("ssl stays off: could not make a server certificate with openssl (status %d)", rc),
+				(errcode(ERRCODE_EXTERNAL_ROUTINE_EXCEPTION),
+				 errmsg("ssl stays off: could not make a server certificate with openssl (status %d)", rc),
 				 errdetail("Without TLS, the kit's connections are not encrypted and a man in the middle can ask for a password in cleartext."),
 				 errhint("Install openssl (or give the server a certificate and ssl = on), then call rk_setup_primary() again.")));
 		return false;
@@ -273,7 +275,8 @@ wanted_settings(WantedSetting *wanted, int max_standbys, const char *host, const
 		wanted[n++] = (WantedSetting) {"ssl", "on", ok_bool_on, 0, false};
 	else if (!EnableSSL)
 		ereport(NOTICE,
-				(errmsg("ssl stays off: standbys are registered already"),
+				(errcode(ERRCODE_WARNING),
+				 errmsg("ssl stays off: standbys are registered already"),
 				 errdetail("The kit turns TLS on only in a cluster that has no standby yet, so that every clone has it."),
 				 errhint("Turn ssl on on every node, and then set replication_kit.sslmode = require (see the README's Security section).")));
 	if (!listen_covers(listen, host))

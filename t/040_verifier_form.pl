@@ -14,12 +14,7 @@ use lib 't';
 use RKTest;
 
 my $primary = new_kit_node('pgmaster');
-my $port = $primary->port;
-$primary->start;
-$primary->safe_psql('postgres', 'CREATE EXTENSION replication_kit');
-my $rows = $primary->safe_psql('postgres',
-	"SELECT setting, needs_restart FROM rk_setup_primary('pgmaster', '127.0.0.1', $port)");
-$primary->restart if $rows =~ /\|t/;
+start_setup_primary($primary);
 
 # The verifier, made where the DBA likes (here: a scratch role on this server).
 $primary->safe_psql('postgres',

@@ -14,7 +14,7 @@ use Time::HiRes qw(time usleep);
 use IPC::Run;
 
 use Exporter 'import';
-our @EXPORT = qw(new_kit_node setup_primary clone_standby build_cluster
+our @EXPORT = qw(start_setup_primary new_kit_node setup_primary clone_standby build_cluster
   kit_settings wait_for_sync_state status_of wait_until psql_ok
   write_connstr start_writer stop_writer acked_missing wait_for_primary
   freeze_node thaw_node node_pids reclone run_clone_command kill9 poll_ok wait_follows
@@ -50,16 +50,25 @@ sub new_kit_node
 	return $node;
 }
 
-# The walkthrough's steps 4-7 and 14's registry part, exactly as a DBA types them.
-sub setup_primary
+# Start the primary-to-be, CREATE EXTENSION and rk_setup_primary (with
+# the restart it may ask for): steps 4 and 6.
+sub start_setup_primary
 {
-	my ($primary, @standbys) = @_;
+	my ($primary) = @_;
 	my $port = $primary->port;
 	$primary->start;
 	$primary->safe_psql('postgres', 'CREATE EXTENSION replication_kit');
 	my $rows = $primary->safe_psql('postgres',
 		"SELECT setting, needs_restart FROM rk_setup_primary('pgmaster', '127.0.0.1', $port)");
 	$primary->restart if $rows =~ /\|t/;
+	return;
+}
+
+# The walkthrough's steps 4-7 and 14's registry part, exactly as a DBA types them.
+sub setup_primary
+{
+	my ($primary, @standbys) = @_;
+	start_setup_primary($primary);
 	# No statement logging while the password is on the command line.
 	$primary->safe_psql('postgres',
 		"SET log_statement = none; SELECT rk_create_replicator('replicator', '$REPL_PASSWORD')");

@@ -394,10 +394,39 @@ combine_timing(RkView *v)
 }
 
 /*
+ * Drive a connection started with PQconnectStartParams to its end, waiting
+ * on the latch and the socket so that SIGTERM stops the worker at once;
+ * false on failure or at `deadline_ms` (monotonic).
+ */
+static bool
+login_finishes(PGconn *conn, int64 deadline_ms)
+{
+	PostgresPollingStatusType poll = PGRES_POLLING_WRITING;
+
+	if (conn == NULL || PQstatus(conn) == CONNECTION_BAD)
+		return false;
+	while (poll != PGRES_POLLING_OK && poll != PGRES_POLLING_FAILED)
+	{
+		int64		left = deadline_ms - rk_monotonic_ms();
+
+		if (left <= 0)
+			return false;
+		(void) WaitLatchOrSocket(MyLatch,
+								 WL_LATCH_SET | WL_TIMEOUT | WL_EXIT_ON_PM_DEATH |
+								 (poll == PGRES_POLLING_READING ? WL_SOCKET_READABLE : WL_SOCKET_WRITEABLE),
+								 PQsocket(conn), (long) left, PG_WAIT_EXTENSION);
+		ResetLatch(MyLatch);
+		CHECK_FOR_INTERRUPTS();
+		poll = PQconnectPoll(conn);
+	}
+	return poll == PGRES_POLLING_OK;
+}
+
+/*
  * Does `password` log `role` in for replication at `up`?  Checked before a
  * password another node handed over replaces the one in the password file:
  * a node that lags, or one that is not what it claims, gets nothing
- * written.  Blocks for at most 3 s (rare: a standby that cannot stream).
+ * written.  Waits at most 3 s, and SIGTERM ends the wait.
  */
 static bool
 password_works(RkPeer *up, const char *role, const char *password)
@@ -423,8 +452,8 @@ password_works(RkPeer *up, const char *role, const char *password)
 	vals[8] = rk_tls_channel_binding(false);
 	vals[9] = "replication_kit password check";
 	vals[10] = NULL;
-	conn = PQconnectdbParams(keys, vals, 0);
-	ok = conn != NULL && PQstatus(conn) == CONNECTION_OK;
+	conn = PQconnectStartParams(keys, vals, 0);
+	ok = login_finishes(conn, rk_monotonic_ms() + 3000);
 	PQfinish(conn);
 	return ok;
 }
