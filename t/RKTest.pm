@@ -262,8 +262,23 @@ sub fail_over_diverged
 	$primary->safe_psql('postgres', 'CREATE TABLE probe (v text)');
 	$primary->safe_psql('postgres', "INSERT INTO probe VALUES ('before')");
 	$_->poll_query_until('postgres', "SELECT count(*) = 1 FROM probe") or die for ($pgslave, $pgasync);
-	my @senders = split /\n/, $primary->safe_psql('postgres', 'SELECT pid FROM pg_stat_replication');
-	kill 'STOP', @senders;
+	# Both standbys must hold the same WAL when the senders stop: otherwise
+	# the one that happened to get a last record (a checkpoint's, a running
+	# transactions snapshot) is the most advanced and rightly wins.  Equal,
+	# the synchronous one (pgslave) is promoted.
+	my @senders;
+	for (my $try = 0;; $try++)
+	{
+		die 'the standbys never caught up with the same WAL' if $try == 20;
+		my $flushed = $primary->safe_psql('postgres', 'SELECT pg_current_wal_flush_lsn()');
+		$_->poll_query_until('postgres', "SELECT pg_last_wal_receive_lsn() >= '$flushed'") or die for ($pgslave, $pgasync);
+		@senders = split /\n/, $primary->safe_psql('postgres', 'SELECT pid FROM pg_stat_replication');
+		kill 'STOP', @senders;
+		my $now = $primary->safe_psql('postgres', 'SELECT pg_current_wal_flush_lsn()');
+		my @got = map { $_->safe_psql('postgres', 'SELECT pg_last_wal_receive_lsn()') } ($pgslave, $pgasync);
+		last if $got[0] eq $got[1] && $got[0] eq $now;
+		kill 'CONT', @senders;
+	}
 	$primary->safe_psql('postgres', "SET synchronous_commit = local; INSERT INTO probe VALUES ('diverged')");
 	kill9($primary);
 	my $new = wait_for_primary(120, $pgslave, $pgasync);
