@@ -39,6 +39,7 @@
 #define RK_REJOIN_FAILED_FILE "replication_kit.rejoin_failed"
 #define RK_REJOIN_RETRY_FILE "replication_kit.rejoin_retry"
 #define RK_REJOIN_DONE_FILE "replication_kit.rejoin_done"	/* the helper ran to its end */
+#define RK_REJOIN_WORK_SUFFIX ".rk_rejoin"	/* PGDATA + this: rk_rejoin's work directory */
 
 /*
  * The role the nodes call each other as (core/credentials.c): made by

@@ -61,6 +61,8 @@ _PG_init(void)
 
 	rk_register_worker();
 
+	/* An unfinished rejoin: its helper puts the node back together first. */
+	rk_rejoin_resume_at_start();
 	/* Before the postmaster accepts a connection: was this node replaced? */
 	rk_fence_at_start();
 	/* And can it recover as far as the newest timeline it knows of? */

@@ -15,6 +15,10 @@
  *    its WAL may have diverged from the new timeline.  If it does not
  *    follow the new primary within a few seconds, the same rewind runs.
  *
+ * The helper keeps the node's own files beside PGDATA until the node is
+ * whole again; a server start that finds them hands over to a helper that
+ * finishes the rejoin (rk_rejoin_resume_at_start).
+ *
  * With replication_kit.auto_rejoin off it stays fenced (or a read-only
  * standby that does not stream) until someone runs SELECT rk_rejoin().
  * A rewind runs at most once per term (the state file remembers the term
@@ -27,6 +31,7 @@
 
 #include <fcntl.h>
 #include <signal.h>
+#include <sys/file.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -41,6 +46,7 @@
 #include "core/credentials.h"
 #include "core/conninfo.h"
 #include "worker/fsm.h"
+#include "worker/worker.h"
 
 /* A forked helper closes every descriptor below this one it inherited. */
 #define RK_CHILD_MAX_FD 1024
@@ -57,14 +63,14 @@ primary_index(RkView *v)
 
 /* Where the postmaster's stderr goes: the restarted server logs there too. */
 static char *
-server_log_path(void)
+server_log_path(pid_t postmaster)
 {
 	char		link[64];
 	char		target[MAXPGPATH];
 	ssize_t		n;
 	struct stat st;
 
-	snprintf(link, sizeof(link), "/proc/%d/fd/2", (int) PostmasterPid);
+	snprintf(link, sizeof(link), "/proc/%d/fd/2", (int) postmaster);
 	n = readlink(link, target, sizeof(target) - 1);
 	if (n <= 0)
 		return pstrdup("");
@@ -74,20 +80,24 @@ server_log_path(void)
 	return pstrdup(target);
 }
 
-/* Start rk_rejoin in a session of its own, so that the shutdown spares it. */
+/*
+ * Start rk_rejoin in a session of its own, so that the shutdown of
+ * `postmaster` spares it.  An empty source: finish the run that was
+ * interrupted (its work directory knows the source).
+ */
 static bool
-spawn_helper(const char *source, const char *reclone, char *error, size_t errlen)
+spawn_helper(const char *source, const char *reclone, pid_t postmaster, char *error, size_t errlen)
 {
 	char		bindir[MAXPGPATH];
 	char		script[MAXPGPATH];
 	char		pmpid[16];
-	char	   *logfile = server_log_path();
+	char	   *logfile = server_log_path(postmaster);
 	pid_t		pid;
 
 	strlcpy(bindir, my_exec_path, sizeof(bindir));
 	get_parent_directory(bindir);
 	snprintf(script, sizeof(script), "%s/rk_rejoin", bindir);
-	snprintf(pmpid, sizeof(pmpid), "%d", (int) PostmasterPid);
+	snprintf(pmpid, sizeof(pmpid), "%d", (int) postmaster);
 	if (access(script, X_OK) != 0)
 	{
 		snprintf(error, errlen, "cannot run %s: %m (make install puts it there)", script);
@@ -172,8 +182,9 @@ start_rewind(RkView *v, int p)
 	rk_conninfo_append(&conn, "application_name", "rk_rejoin");
 	rk_conninfo_append_tls(&conn, strcmp(v->peer_user, RK_NODE_ROLE) == 0);
 	source = conn.data;
-	reclone = psprintf("pg_ctl stop -D %s; rm -rf %s/*; %s; then start it with its own port",
+	reclone = psprintf("pg_ctl stop -D %s; rm -rf %s/* %s; %s; then start it with its own port",
 					   rk_shell_quote(DataDir), rk_shell_quote(DataDir),
+					   rk_shell_quote(psprintf("%s" RK_REJOIN_WORK_SUFFIX, DataDir)),
 					   rk_clone_command(DataDir, v->self, to->host, to->port, v->repl_role));
 
 	/* After the restart it must come up in recovery, following the new primary. */
@@ -195,7 +206,7 @@ start_rewind(RkView *v, int p)
 
 	/* The helper writes it again once it has run to its end (rk_rejoin). */
 	(void) unlink(RK_REJOIN_DONE_FILE);
-	if (!spawn_helper(source, reclone, error, sizeof(error)))
+	if (!spawn_helper(source, reclone, PostmasterPid, error, sizeof(error)))
 	{
 		rk_set_readiness("rejoin failed: %s", error);
 		rk_journal(v, "rejoin_failed", v->self, "%s", error);
@@ -209,6 +220,49 @@ start_rewind(RkView *v, int p)
 	/* A fast shutdown; rk_rejoin starts the server again. */
 	if (kill(PostmasterPid, SIGINT) != 0)
 		ereport(WARNING, (errmsg("could not ask the postmaster to shut down: %m")));
+}
+
+/*
+ * Called from _PG_init, in the postmaster, before anything else looks at
+ * the data directory.  A work directory beside PGDATA means an rk_rejoin
+ * run has not finished: the data directory may hold the source's
+ * configuration and identity (pg_rewind copies them), lack standby.signal,
+ * or be half rewound, and must not start as it is.  If that run is still
+ * at work (it holds the lock), the server does not start; if it was
+ * killed, the server starts a helper that finishes it and then starts the
+ * server as a standby, and does not start itself.
+ */
+void
+rk_rejoin_resume_at_start(void)
+{
+	char	   *work = psprintf("%s" RK_REJOIN_WORK_SUFFIX, DataDir);
+	char	   *lock = psprintf("%s/lock", work);
+	char		error[RK_REASON_LEN];
+	struct stat sb;
+	int			fd;
+
+	if (lstat(work, &sb) != 0 || !S_ISDIR(sb.st_mode))
+		return;
+	fd = open(lock, O_RDWR | O_CREAT | O_CLOEXEC, S_IRUSR | S_IWUSR);
+	if (fd >= 0 && flock(fd, LOCK_EX | LOCK_NB) != 0)
+		ereport(FATAL,
+				(errcode(ERRCODE_OBJECT_IN_USE),
+				 errmsg(RK_LOG_PREFIX "rk_rejoin is rewinding this data directory"),
+				 errdetail("\"%s\" exists and its rk_rejoin holds it; it starts the server as a standby when it is done.", work),
+				 errhint("See %s/run.log.", work)));
+	if (fd >= 0)
+		close(fd);
+	if (!spawn_helper("", "", getpid(), error, sizeof(error)))
+		ereport(FATAL,
+				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+				 errmsg(RK_LOG_PREFIX "the rejoin of this data directory was interrupted, and it cannot be finished: %s", error),
+				 errdetail("\"%s\" holds this node's own configuration; the data directory may hold another node's.", work),
+				 errhint("Clone this node afresh, and remove \"%s\".", work)));
+	ereport(FATAL,
+			(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+			 errmsg(RK_LOG_PREFIX "the rejoin of this data directory was interrupted; rk_rejoin finishes it"),
+			 errdetail("\"%s\" holds this node's own configuration and how far the rewind got; rk_rejoin puts the node back together and starts the server as a standby.", work),
+			 errhint("See replication_kit.rejoin.log in the data directory, or %s/run.log while it runs.", work)));
 }
 
 /* Is a session here still waiting for the answer of its rk_switchover()? (for a while) */
