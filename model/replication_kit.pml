@@ -26,9 +26,15 @@
  *   LIVE      the faults may stop; then a primary must exist within KLIVE ticks
  *   LIVE_ALL  ... only once every node runs again (LIVE's premise: a majority)
  *   KITLESS   the fault "a deposed primary restarted without the library"
- *   FIX_DEPOSAL  a candidate fix for findings F1/F2 (model/README.md)
+ *   OLD_DEPOSAL  the code before 8ad482f: a primary deposed by its own
+ *           probes keeps the deposal in memory only (findings F1/F2,
+ *           model/README.md); without it the model has FIX_DEPOSAL, the code
  *   MAXTERM, MAXCOMMITS, MAXF, MAXLOSS, MAXOPS, KLIVE  the bounds
  */
+
+#ifndef OLD_DEPOSAL
+#define FIX_DEPOSAL
+#endif
 
 #define N        3
 #define NONE     3          /* no node */
