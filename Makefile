@@ -47,7 +47,8 @@ DATA = extension/replication_kit--1.0.sql extension/replication_kit--1.1.sql \
 	extension/replication_kit--1.2.sql extension/replication_kit--1.0--1.1.sql \
 	extension/replication_kit--1.1--1.2.sql extension/replication_kit--1.3.sql \
 	extension/replication_kit--1.2--1.3.sql extension/replication_kit--1.4.sql \
-	extension/replication_kit--1.3--1.4.sql
+	extension/replication_kit--1.3--1.4.sql extension/replication_kit--1.5.sql \
+	extension/replication_kit--1.4--1.5.sql
 SCRIPTS = worker/rk_rejoin
 PGFILEDESC = "replication_kit - streaming replication setup and automatic failover"
 

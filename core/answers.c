@@ -139,7 +139,8 @@ bool
 rk_answer_state(RkCall *c, RkStateAnswer *a)
 {
 	uint64		tli,
-				silence;
+				silence,
+				own_tli = 0;
 
 	memset(a, 0, sizeof(*a));
 	return answered(c) &&
@@ -159,6 +160,8 @@ rk_answer_state(RkCall *c, RkStateAnswer *a)
 		(column(c, "failover_timeout_ms") == NULL ||
 		 get_uint(c, "failover_timeout_ms", RK_TIMING_MAX_MS, &a->failover_timeout_ms)) &&
 		(column(c, "lease_ms") == NULL || get_uint(c, "lease_ms", RK_TIMING_MAX_MS, &a->lease_ms)) &&
+		(column(c, "own_timeline") == NULL || get_uint(c, "own_timeline", PG_UINT32_MAX, &own_tli)) &&
+		((a->own_timeline = (TimeLineID) own_tli), true) &&
 		(a->failover_timeout_ms == 0 || a->failover_timeout_ms >= RK_FAILOVER_TIMEOUT_MIN_MS ||
 		 malformed(c, "failover_timeout_ms"));
 }

@@ -37,6 +37,55 @@ rk_local_lsn(void)
 }
 
 /*
+ * Where a timeline forked off its parent, from its history file: the
+ * parent's id in *parent; InvalidXLogRecPtr for the first timeline.
+ */
+XLogRecPtr
+rk_timeline_fork(TimeLineID tli, TimeLineID *parent)
+{
+	List	   *history = readTimeLineHistory(tli);
+	TimeLineHistoryEntry *newest;
+
+	*parent = 0;
+	if (list_length(history) < 2)
+		return InvalidXLogRecPtr;
+	newest = (TimeLineHistoryEntry *) linitial(history);
+	*parent = ((TimeLineHistoryEntry *) lsecond(history))->tli;
+	return newest->begin;
+}
+
+/*
+ * This standby's place in the winner rule: the timeline it is on and how
+ * far its WAL goes; but on a timeline that its own unelected promotion
+ * started (an operator's pg_promote(): state unelected_tli), the parent
+ * timeline and the fork point.  Past the fork it wrote WAL as a node
+ * nobody elected, which acknowledged none of it: what counts is what it
+ * holds of the elected primary's WAL, all an acknowledged commit can be.
+ * Once a rewind put it on another history of that number (another fork
+ * point), it counts in full again.  A primary counts in full.
+ */
+void
+rk_election_position(TimeLineID *tli, XLogRecPtr *lsn)
+{
+	TimeLineID	unelected;
+	XLogRecPtr	fork;
+	TimeLineID	parent;
+
+	*tli = rk_current_timeline();
+	*lsn = rk_local_lsn();
+	if (!RecoveryInProgress())
+		return;
+	LWLockAcquire(rk_shared->lock, LW_SHARED);
+	unelected = rk_shared->state.unelected_tli;
+	fork = rk_shared->state.unelected_fork;
+	LWLockRelease(rk_shared->lock);
+	if (unelected == 0 || unelected != *tli || rk_timeline_fork(*tli, &parent) != fork || parent == 0)
+		return;
+	*tli = parent;
+	*lsn = Min(*lsn, fork);
+}
+
+/*
  * When did the WAL receiver last hear from its primary, on the monotonic
  * clock?  Its own stamp (lastMsgReceiptTime) is on the wall clock, and a
  * clock stepped back would keep it "recent" for as long as the step.  So

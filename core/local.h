@@ -24,6 +24,8 @@ typedef enum RkFork
 extern char *rk_self_name(void);
 extern char *rk_primary_conninfo_appname(void);
 extern XLogRecPtr rk_local_lsn(void);
+extern XLogRecPtr rk_timeline_fork(TimeLineID tli, TimeLineID *parent);
+extern void rk_election_position(TimeLineID *tli, XLogRecPtr *lsn);
 extern int64 rk_walreceiver_heard_ms(void);
 extern bool rk_walreceiver_hears_primary(int window_ms);
 extern bool rk_upstream_answers_fenced_locked(void);

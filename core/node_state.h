@@ -32,6 +32,15 @@ typedef struct RkNodeState
 	char		schema[NAMEDATALEN];	/* the kit's schema, which calls name ("": unknown) */
 
 	/*
+	 * A timeline this node started by a promotion nobody voted for (an
+	 * operator's pg_promote()), and the point where it forked off its
+	 * parent: in the winner rule the node counts at that point, on the
+	 * parent (rk_election_position).  0: none.
+	 */
+	TimeLineID	unelected_tli;
+	XLogRecPtr	unelected_fork;
+
+	/*
 	 * The other nodes, as the registry last listed them: the postmaster
 	 * asks them, before it accepts a connection, whether a newer term has
 	 * another primary (the fence at start).

@@ -80,6 +80,8 @@ typedef struct RkStateAnswer
 	bool		needs_secret;	/* it lacks the node role's secret */
 	uint64		failover_timeout_ms;	/* its settings; 0 from an older library */
 	uint64		lease_ms;		/* how long its lease runs as a primary */
+	TimeLineID	own_timeline;	/* the timeline it is on (`timeline` may be the parent
+								 * of its own unelected one); 0 from an older library */
 } RkStateAnswer;
 
 /* Why a vote was refused: a fixed vocabulary, sent as text. */

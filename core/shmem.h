@@ -44,7 +44,8 @@ typedef struct RkPeer
 	TimestampTz last_ok;		/* last successful probe, 0 if never */
 	TimestampTz last_attempt;
 	bool		in_recovery;
-	TimeLineID	timeline;
+	TimeLineID	timeline;		/* where it counts in the winner rule (rk_election_position) */
+	TimeLineID	own_timeline;	/* the timeline it is on; 0 if it did not say */
 	XLogRecPtr	lsn;			/* flushed (primary) or received (standby) */
 	uint64		term;
 	char		primary_name[NAMEDATALEN];	/* whom it follows in `term` */

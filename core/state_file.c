@@ -79,6 +79,18 @@ rk_state_read(RkNodeState *state)
 			strlcpy(state->repl_role, value, NAMEDATALEN);
 		else if (strcmp(key, "schema") == 0)
 			strlcpy(state->schema, value, NAMEDATALEN);
+		else if (strcmp(key, "unelected") == 0)
+		{
+			unsigned int tli,
+						hi,
+						lo;
+
+			if (sscanf(line, "unelected = %u %X/%X", &tli, &hi, &lo) == 3)
+			{
+				state->unelected_tli = (TimeLineID) tli;
+				state->unelected_fork = ((uint64) hi << 32) | lo;
+			}
+		}
 		else if (strcmp(key, "peer") == 0 && state->npeers < RK_MAX_NODES)
 		{
 			char		name[NAMEDATALEN];
@@ -174,6 +186,9 @@ rk_state_write(const RkNodeState *state)
 					 state->won_term, state->role, state->primary_name, state->members,
 					 state->rejoin_pending ? "true" : "false", state->rewound_term, state->repl_role,
 					 state->schema);
+	if (state->unelected_tli != 0)
+		appendStringInfo(&buf, "unelected = %u %X/%X\n",
+						 state->unelected_tli, LSN_FORMAT_ARGS(state->unelected_fork));
 	for (int i = 0; i < state->npeers; i++)
 		appendStringInfo(&buf, "peer = %s %s %d\n",
 						 state->peer_name[i], state->peer_host[i], state->peer_port[i]);

@@ -57,8 +57,7 @@ choose_target(void)
 	if (RecoveryInProgress() && self)
 	{
 		best = self;
-		best_tli = rk_current_timeline();
-		best_lsn = rk_local_lsn();
+		rk_election_position(&best_tli, &best_lsn);
 	}
 	LWLockAcquire(rk_shared->lock, LW_SHARED);
 	for (int i = 0; i < rk_shared->npeers; i++)

@@ -236,13 +236,15 @@ rk_peer_state(PG_FUNCTION_ARGS)
 	bool		caller_is_primary = PG_ARGISNULL(2) ? false : PG_GETARG_BOOL(2);
 	uint64		caller_term;
 	TupleDesc	tupdesc;
-	Datum		values[12];
-	bool		nulls[12] = {0};
+	Datum		values[13];
+	bool		nulls[13] = {0};
 	char	   *name;
 	bool		in_recovery = RecoveryInProgress();
 	TimestampTz now = GetCurrentTimestamp();
 	RkNodeState st;
 	int64		seen_ms;
+	TimeLineID	tli;
+	XLogRecPtr	lsn;
 
 	require_peer("rk_peer_state", caller);
 	caller_term = peer_term(fcinfo, 1, !caller_is_primary);
@@ -287,8 +289,9 @@ rk_peer_state(PG_FUNCTION_ARGS)
 	values[0] = name ? CStringGetTextDatum(name) : (Datum) 0;
 	nulls[0] = name == NULL;
 	values[1] = BoolGetDatum(in_recovery);
-	values[2] = Int32GetDatum((int32) rk_current_timeline());
-	values[3] = LSNGetDatum(rk_local_lsn());
+	rk_election_position(&tli, &lsn);
+	values[2] = Int32GetDatum((int32) tli);
+	values[3] = LSNGetDatum(lsn);
 	values[4] = Int64GetDatum((int64) st.term);
 	values[5] = CStringGetTextDatum(st.primary_name);
 	nulls[5] = st.primary_name[0] == '\0';
@@ -303,6 +306,8 @@ rk_peer_state(PG_FUNCTION_ARGS)
 	/* Its timing settings, which bound the other nodes' (rk_effective_fence_ms). */
 	values[10] = Int64GetDatum(rk_failover_timeout_ms);
 	values[11] = Int64GetDatum(rk_effective_fence_ms());
+	/* From 1.5: the timeline it is on, which values[2] is not on its own unelected one. */
+	values[12] = Int32GetDatum((int32) rk_current_timeline());
 	PG_RETURN_DATUM(HeapTupleGetDatum(heap_form_tuple(tupdesc, values, nulls)));
 }
 
@@ -481,8 +486,7 @@ read_vote_request(FunctionCallInfo fcinfo, VoteRequest *rq)
 	rq->left_old_stream = false;
 	rq->need_ms = rk_vote_wait_ms(strcmp(mode, "auto") == 0);
 	rq->self = rk_self_name();
-	rq->my_tli = rk_current_timeline();
-	rq->my_lsn = rk_local_lsn();
+	rk_election_position(&rq->my_tli, &rq->my_lsn);
 }
 
 /*
@@ -524,8 +528,7 @@ rk_request_vote(PG_FUNCTION_ARGS)
 	if (refusal == RK_REFUSAL_NONE && strcmp(rq.candidate, st.node_name) != 0)
 	{
 		rq.left_old_stream = leave_old_stream(rq.candidate, st.repl_role, &refusal, reason);
-		rq.my_tli = rk_current_timeline();
-		rq.my_lsn = rk_local_lsn();
+		rk_election_position(&rq.my_tli, &rq.my_lsn);
 	}
 
 	LWLockAcquire(rk_shared->lock, LW_EXCLUSIVE);

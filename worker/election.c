@@ -28,6 +28,7 @@
  */
 #include "postgres.h"
 
+#include "access/timeline.h"
 #include "access/xact.h"
 #include "executor/spi.h"
 #include "fmgr.h"
@@ -44,6 +45,36 @@
 #include "core/peer.h"
 #include "core/upstream.h"
 #include "worker/fsm.h"
+
+/*
+ * Before pg_promote(): the new timeline must be newer than every timeline
+ * another node is on.  PostgreSQL takes the newest history file it finds
+ * plus one, and a node on the timeline of its own unelected promotion
+ * (it counts at its parent's, rk_election_position) holds one this node
+ * never saw.  Reused, that number would make the two histories look alike
+ * (pg_rewind: "same timeline, no rewind required") although they are not.
+ * So a history file that only holds the number goes into pg_wal for each
+ * such timeline.
+ */
+static void
+reserve_timelines(RkView *v)
+{
+	TimeLineID	newest = 0;
+
+	for (int i = 0; i < v->npeers; i++)
+		if (!v->peers[i].is_self && v->peers[i].reachable)
+			newest = Max(newest, v->peers[i].own_timeline);
+	for (TimeLineID tli = rk_current_timeline() + 1; tli <= newest; tli++)
+	{
+		char	   *content;
+
+		if (existsTimeLineHistory(tli))
+			continue;
+		content = psprintf("# replication_kit: timeline %u is held by another node's unelected promotion; this node's promotion does not reuse it\n", tli);
+		writeTimeLineHistoryFile(tli, content, (int) strlen(content));
+		rk_journal(v, "timeline_reserved", v->self, "timeline %u is another node's: the promotion takes a newer one", tli);
+	}
+}
 
 /* Position in the synchronous list (0 first), or a large number for async nodes. */
 static int
@@ -141,6 +172,25 @@ rk_quorum_ready(RkView *v, char *reason, size_t reasonlen)
 	int			heard_sync = 0;
 	int			listed;
 	int			need = sync_members_needed(v, &listed);
+	int64		since_vote;
+	RkNodeState st;
+
+	/*
+	 * It voted for another node in this term a moment ago: that one may be
+	 * taking over.  A term of its own now could only depose it (as a voter
+	 * refuses a second candidate for as long, judge_vote).
+	 */
+	LWLockAcquire(rk_shared->lock, LW_SHARED);
+	st = rk_shared->state;
+	since_vote = rk_monotonic_ms() - rk_shared->last_vote_ms;
+	LWLockRelease(rk_shared->lock);
+	if (st.voted_for[0] && strcmp(st.voted_for, v->self) != 0 && st.voted_term == st.term &&
+		since_vote < rk_vote_wait_ms(true))
+	{
+		snprintf(reason, reasonlen, "voted for %s in term " UINT64_FORMAT " %ld ms ago: it may be taking over",
+				 st.voted_for, st.voted_term, (long) since_vote);
+		return false;
+	}
 
 	for (int i = 0; i < v->npeers; i++)
 	{
@@ -317,8 +367,7 @@ run_election(RkView *v, const char *mode, uint64 term, StringInfo result)
 
 	initStringInfo(&detail);
 	/* The position to compare is the one now, not the one at round start. */
-	v->lsn = rk_local_lsn();
-	v->tli = rk_current_timeline();
+	rk_election_position(&v->tli, &v->lsn);
 	rk_journal(v, "election", v->self, "term " UINT64_FORMAT " (%s): asking for votes at %X/%X on timeline %u",
 			   term, mode, LSN_FORMAT_ARGS(v->lsn), v->tli);
 
@@ -518,6 +567,7 @@ rk_act_promote(RkView *v)
 	 * once instead of being told that no majority answers.
 	 */
 	rk_grant_lease(v, rk_election_lease_start(ctx, ctx->won_term));
+	reserve_timelines(v);
 	promoted = DatumGetBool(DirectFunctionCall2(pg_promote, BoolGetDatum(true),
 												Int32GetDatum(RK_PROMOTE_WAIT_SECS)));
 	if (!promoted)
@@ -717,7 +767,7 @@ failover_from_live_primary(RkView *v, bool planned, StringInfo result)
 		return false;
 	}
 	initStringInfo(&votes);
-	v->lsn = rk_local_lsn();
+	rk_election_position(&v->tli, &v->lsn);
 	if (!run_election(v, "force", term, &votes))
 	{
 		appendStringInfo(result, "caught up, but %s; the primary stays fenced and the standbys elect a new one",

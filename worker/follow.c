@@ -71,11 +71,26 @@ rk_repoint_to(RkView *v, int primary_idx)
 	return true;
 }
 
+/*
+ * Is this standby on the timeline of its own unelected promotion?  Then it
+ * follows nobody until it is rewound: another node's promotion may have
+ * given its own timeline the same number, and streaming it would append
+ * that node's WAL to this one's.
+ */
+bool
+rk_on_own_unelected_timeline(RkView *v)
+{
+	TimeLineID	replay_tli;
+
+	(void) GetXLogReplayRecPtr(&replay_tli);
+	return v->st.unelected_tli != 0 && replay_tli == v->st.unelected_tli;
+}
+
 /* (any standby state) --NEW_PRIMARY--> FOLLOWING */
 RkEvent
 rk_act_follow(RkView *v)
 {
-	if (v->primary_idx >= 0)
+	if (v->primary_idx >= 0 && !rk_on_own_unelected_timeline(v))
 		rk_repoint_to(v, v->primary_idx);
 	return RK_EV_NONE;
 }
@@ -313,6 +328,38 @@ rk_act_start_primary(RkView *v)
 }
 
 /*
+ * This worker saw the node in recovery, and now it is out of it on a newer
+ * timeline without an election won: that timeline is its own unelected
+ * promotion's.  Remember it and where it forked off (on disk, before
+ * anyone is told a position): in the winner rule the node counts at the
+ * fork from now on (rk_election_position).  Not known after a restart of
+ * the worker in between: then the node keeps counting in full, which only
+ * ever makes it wait for a rewind.
+ */
+static void
+note_unelected_timeline(RkView *v)
+{
+	TimeLineID	tli = rk_current_timeline();
+	TimeLineID	parent;
+	XLogRecPtr	fork;
+	RkNodeState st;
+
+	if (v->ctx->standby_tli == 0 || tli <= v->ctx->standby_tli)
+		return;
+	fork = rk_timeline_fork(tli, &parent);
+	if (XLogRecPtrIsInvalid(fork) || parent != v->ctx->standby_tli)
+		return;
+	LWLockAcquire(rk_shared->lock, LW_EXCLUSIVE);
+	st = rk_shared->state;
+	st.unelected_tli = tli;
+	st.unelected_fork = fork;
+	rk_state_save_locked(&st);
+	LWLockRelease(rk_shared->lock);
+	rk_journal(v, "unelected", v->self, "promoted without an election onto timeline %u (forked off %u at %X/%X): counts at the fork in elections",
+			   tli, parent, LSN_FORMAT_ARGS(fork));
+}
+
+/*
  * IDLE, FOLLOWING, ... --NOT_ELECTED--> FENCED: out of recovery without
  * having won the current term.  Nothing is acknowledged here: the node is
  * fenced at once and looks read-only; it does not raise the term, so it
@@ -325,6 +372,7 @@ rk_act_fence_unelected(RkView *v)
 	pg_atomic_write_u32(&rk_shared->guard_enforced, 1);
 	pg_atomic_write_u32(&rk_shared->fenced, 1);
 	set_read_only(true);
+	note_unelected_timeline(v);
 	snprintf(v->why, sizeof(v->why), "term " UINT64_FORMAT " was won by %s", v->st.term,
 			 v->st.primary_name[0] ? v->st.primary_name : "another node (or nobody yet)");
 	rk_set_readiness("fenced: this node is out of recovery but did not win term " UINT64_FORMAT

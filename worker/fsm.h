@@ -61,6 +61,8 @@ typedef struct RkWorkerContext
 	bool		diverged_reported;
 	int64		diverged_since; /* a standby stuck behind a newer timeline, since (monotonic ms) */
 	int64		retry_seen_ms;	/* when this worker first saw the last failed rewind attempt */
+	TimeLineID	standby_tli;	/* the timeline this node was last seen on in recovery, 0: never */
+	int64		rejoin_silent_since;	/* the primary a rejoin waits for stopped answering (monotonic ms) */
 
 	/* A standby whose WAL receiver cannot log in (fetch_credentials). */
 	int64		not_streaming_since;	/* monotonic ms, 0 while it streams */
@@ -140,6 +142,7 @@ extern bool rk_quorum_ready(RkView *v, char *reason, size_t reasonlen);
 extern int64 rk_election_lease_start(RkWorkerContext *ctx, uint64 term);
 
 /* follow.c */
+extern bool rk_on_own_unelected_timeline(RkView *v);
 extern bool rk_repoint_to(RkView *v, int primary_idx);
 extern int	rk_upstream_index(RkView *v);
 extern void rk_create_peer_slots(RkView *v);

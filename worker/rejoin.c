@@ -403,12 +403,53 @@ rejoined(RkView *v)
 	LWLockAcquire(rk_shared->lock, LW_EXCLUSIVE);
 	st = rk_shared->state;
 	st.rejoin_pending = false;
+	st.unelected_tli = 0;		/* on the new primary's history now */
+	st.unelected_fork = InvalidXLogRecPtr;
 	rk_state_save_locked(&st);
 	rk_shared->readiness[0] = '\0';
 	LWLockRelease(rk_shared->lock);
 	v->ctx->follow_since = 0;
 	v->ctx->retry_seen_ms = 0;
 	(void) unlink(RK_REJOIN_RETRY_FILE);
+}
+
+/*
+ * The primary a rejoin waits for does not answer.  A node on the timeline
+ * of its own unelected promotion (an operator promoted it while the
+ * primary was dead) would wait for ever, and so would the others: its
+ * timeline is the newest they know of.  After failover_timeout it gives
+ * the rejoin up and is a standby that takes part in the election, where
+ * it counts at its fork point (rk_election_position): the most advanced
+ * node wins, and if that is another one, this one is rewound to it
+ * (worker.c, diverged()).
+ */
+static RkEvent
+rejoin_target_silent(RkView *v, int p)
+{
+	RkNodeState st;
+
+	if (v->ctx->rejoin_silent_since == 0)
+		v->ctx->rejoin_silent_since = v->mono;
+	if (v->st.unelected_tli == 0 || rk_current_timeline() != v->st.unelected_tli ||
+		v->mono - v->ctx->rejoin_silent_since < rk_vote_wait_ms(true))
+	{
+		rk_set_readiness("rejoining: %s does not answer", v->peers[p].name);
+		return RK_EV_NONE;
+	}
+	LWLockAcquire(rk_shared->lock, LW_EXCLUSIVE);
+	st = rk_shared->state;
+	st.rejoin_pending = false;
+	rk_state_save_locked(&st);
+	rk_shared->readiness[0] = '\0';
+	LWLockRelease(rk_shared->lock);
+	v->ctx->rejoin_silent_since = 0;
+	v->ctx->follow_since = 0;
+	v->ctx->retry_seen_ms = 0;
+	(void) unlink(RK_REJOIN_RETRY_FILE);
+	snprintf(v->why, sizeof(v->why), "%s has not answered for %ld s; this node was promoted without an election and takes part in the next one",
+			 v->peers[p].name, (long) (rk_vote_wait_ms(true) / 1000));
+	rk_journal(v, "rejoin_given_up", v->self, "%s", v->why);
+	return RK_EV_IS_STANDBY;
 }
 
 /*
@@ -428,6 +469,7 @@ rk_act_check_rejoin(RkView *v)
 	char		why[RK_REASON_LEN] = "";
 	bool		diverged = false;
 	bool		retrying;
+	bool		own_unelected;
 
 	if (v->ctx->follow_since == 0)
 		v->ctx->follow_since = v->mono;
@@ -436,11 +478,12 @@ rk_act_check_rejoin(RkView *v)
 		rk_set_readiness("rejoining: waiting to learn the primary");
 		return RK_EV_NONE;
 	}
-	if (v->upstream_idx != p)
+	own_unelected = rk_on_own_unelected_timeline(v);
+	if (v->upstream_idx != p && !own_unelected)
 		rk_repoint_to(v, p);
 
 	(void) GetXLogReplayRecPtr(&replay_tli);
-	if (v->peers[p].reachable && v->peers[p].timeline == replay_tli && WalRcvStreaming())
+	if (v->peers[p].reachable && v->peers[p].timeline == replay_tli && WalRcvStreaming() && !own_unelected)
 	{
 		rejoined(v);
 		snprintf(v->why, sizeof(v->why), "streams from %s on timeline %u", v->peers[p].name, replay_tli);
@@ -455,15 +498,19 @@ rk_act_check_rejoin(RkView *v)
 		return RK_EV_NONE;
 	}
 	if (!v->peers[p].reachable)
-	{
-		rk_set_readiness("rejoining: %s does not answer", v->peers[p].name);
-		return RK_EV_NONE;
-	}
+		return rejoin_target_silent(v, p);
+	v->ctx->rejoin_silent_since = 0;
 	if (!retry_due(v, p, &retrying))
 		return RK_EV_NONE;
 	if (!retrying)
 	{
-		diverged = rk_fork_state(v->peers[p].timeline, why, sizeof(why)) == RK_FORK_DIVERGED;
+		if (own_unelected)
+		{
+			diverged = true;
+			snprintf(why, sizeof(why), "this node is on timeline %u of its own unelected promotion", replay_tli);
+		}
+		else
+			diverged = rk_fork_state(v->peers[p].timeline, why, sizeof(why)) == RK_FORK_DIVERGED;
 		/*
 		 * Not in the very first moment: whoever started the server (pg_ctl
 		 * start -w) should see it up before the rewind takes it down.

@@ -631,6 +631,7 @@ probe_peers(RkView *v, bool renew)
 		p->last_ok = v->now;
 		p->in_recovery = a.in_recovery;
 		p->timeline = a.timeline;
+		p->own_timeline = a.own_timeline;
 		p->lsn = a.lsn;
 		p->term = a.term;
 		strlcpy(p->primary_name, a.primary_name, NAMEDATALEN);
@@ -798,6 +799,17 @@ diverged(RkView *v)
 	p = &v->peers[v->primary_idx];
 	(void) GetWalRcvFlushRecPtr(NULL, &rcv_tli);
 	(void) GetXLogReplayRecPtr(&replay_tli);
+	/*
+	 * On the timeline of its own unelected promotion, no primary's timeline
+	 * can be followed, whatever its number says (another node's promotion
+	 * may have reused the number): only a rewind brings it back.
+	 */
+	if (p->reachable && rk_on_own_unelected_timeline(v))
+	{
+		snprintf(v->why, sizeof(v->why), "this node is on timeline %u of its own unelected promotion, %s on timeline %u",
+				 replay_tli, p->name, p->timeline);
+		return true;
+	}
 	if (!p->reachable || p->timeline <= Max(rcv_tli, replay_tli))
 	{
 		*since = 0;
@@ -1031,8 +1043,9 @@ begin_round(RkView *v)
 	v->now = GetCurrentTimestamp();
 	v->mono = rk_monotonic_ms();
 	v->in_recovery = RecoveryInProgress();
-	v->tli = rk_current_timeline();
-	v->lsn = rk_local_lsn();
+	rk_election_position(&v->tli, &v->lsn);
+	if (v->in_recovery)
+		v->ctx->standby_tli = rk_current_timeline();
 	found = read_registry(v);
 	rk_node_secret_narrow_mode();
 	rk_shared->node_secret_ok = found && rk_node_secret_valid(rk_node_secret());
