@@ -85,4 +85,20 @@ like($rejoin_log, qr/resuming an interrupted rewind/, 'the rejoin log tells the 
 like($rejoin_log, qr/the rewind was done; putting this node's configuration back/,
 	'and the last run, which only put the files back');
 
+# A directory of that name that is not the server's own (here: open to
+# others, as one another user made would be) is not a rejoin's: the server
+# starts as usual and says so; its files never go into PGDATA.
+mkdir $work or die;
+chmod 0755, $work;
+mkdir "$work/files" or die;
+open my $planted, '>', "$work/files/postgresql.auto.conf" or die;
+print $planted "archive_command = 'touch /tmp/rk_planted'\n";
+close $planted;
+$log_offset = -s $primary->logfile;
+$primary->restart;
+like(substr(slurp_file($primary->logfile), $log_offset), qr/is not a rejoin's work directory .* ignored/,
+	'a work directory open to others is ignored at start');
+ok(wait_follows($primary, $new, 60), 'and pgmaster streams as before');
+unlike(slurp_file("$pgdata/postgresql.auto.conf"), qr/rk_planted/, 'nothing of it went into PGDATA');
+
 done_testing();

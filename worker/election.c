@@ -56,15 +56,23 @@
  * So a history file that only holds the number goes into pg_wal for each
  * such timeline.
  */
+#define RK_RESERVE_TIMELINES_MAX 8
+
 static void
 reserve_timelines(RkView *v)
 {
 	TimeLineID	newest = 0;
+	TimeLineID	mine = rk_current_timeline();
 
+	/*
+	 * A node's own unelected timeline is a few past this one at most; a
+	 * number further out is not believed (nor written out, file by file).
+	 */
 	for (int i = 0; i < v->npeers; i++)
-		if (!v->peers[i].is_self && v->peers[i].reachable)
+		if (!v->peers[i].is_self && v->peers[i].reachable &&
+			v->peers[i].own_timeline <= mine + RK_RESERVE_TIMELINES_MAX)
 			newest = Max(newest, v->peers[i].own_timeline);
-	for (TimeLineID tli = rk_current_timeline() + 1; tli <= newest; tli++)
+	for (TimeLineID tli = mine + 1; tli <= newest; tli++)
 	{
 		char	   *content;
 
@@ -568,6 +576,7 @@ rk_act_promote(RkView *v)
 	 */
 	rk_grant_lease(v, rk_election_lease_start(ctx, ctx->won_term));
 	reserve_timelines(v);
+	ctx->promoted_here = true;	/* its new timeline comes from an election */
 	promoted = DatumGetBool(DirectFunctionCall2(pg_promote, BoolGetDatum(true),
 												Int32GetDatum(RK_PROMOTE_WAIT_SECS)));
 	if (!promoted)

@@ -188,6 +188,12 @@ start_as_standby(RkNodeState *st, int known, const RkStateAnswer *newer, int new
 						confirmed, st->members, st->node_name, st->term)));
 	}
 	strlcpy(st->role, "standby", sizeof(st->role));
+	/*
+	 * A standby now: whatever it won is over.  Kept, it would refuse every
+	 * other candidate's vote ("won term N and is being promoted") for as
+	 * long as no newer term named a primary to it: soak bug E.
+	 */
+	st->won_term = 0;
 	st->rejoin_pending = newer != NULL || known >= 0;
 	rk_state_write(st);
 }

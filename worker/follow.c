@@ -344,7 +344,12 @@ note_unelected_timeline(RkView *v)
 	XLogRecPtr	fork;
 	RkNodeState st;
 
-	if (v->ctx->standby_tli == 0 || tli <= v->ctx->standby_tli)
+	/*
+	 * A timeline of this worker's own pg_promote() is an election's, even if
+	 * a newer term reached the node before it took over: it may have
+	 * acknowledged commits there, and must count in full.
+	 */
+	if (v->ctx->promoted_here || v->ctx->standby_tli == 0 || tli <= v->ctx->standby_tli)
 		return;
 	fork = rk_timeline_fork(tli, &parent);
 	if (XLogRecPtrIsInvalid(fork) || parent != v->ctx->standby_tli)

@@ -62,6 +62,7 @@ typedef struct RkWorkerContext
 	int64		diverged_since; /* a standby stuck behind a newer timeline, since (monotonic ms) */
 	int64		retry_seen_ms;	/* when this worker first saw the last failed rewind attempt */
 	TimeLineID	standby_tli;	/* the timeline this node was last seen on in recovery, 0: never */
+	bool		promoted_here;	/* this worker called pg_promote() since the node was last in recovery */
 	int64		rejoin_silent_since;	/* the primary a rejoin waits for stopped answering (monotonic ms) */
 
 	/* A standby whose WAL receiver cannot log in (fetch_credentials). */

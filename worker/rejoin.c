@@ -197,6 +197,8 @@ start_rewind(RkView *v, int p)
 	LWLockAcquire(rk_shared->lock, LW_EXCLUSIVE);
 	st = rk_shared->state;
 	strlcpy(st.role, "standby", sizeof(st.role));
+	/* A standby again: its win is over (or it would refuse every vote, judge_vote). */
+	st.won_term = 0;
 	st.rejoin_pending = true;
 	st.rewound_term = v->st.term;
 	st.voted_for[0] = '\0';		/* the vote of an old term is no use */
@@ -241,8 +243,20 @@ rk_rejoin_resume_at_start(void)
 	struct stat sb;
 	int			fd;
 
-	if (lstat(work, &sb) != 0 || !S_ISDIR(sb.st_mode))
+	if (lstat(work, &sb) != 0)
 		return;
+	/*
+	 * Only a directory of this server's own user, closed to everyone else,
+	 * is a rejoin's: one someone else made (beside a data directory whose
+	 * parent others may write to) must not put its files into PGDATA.
+	 */
+	if (!S_ISDIR(sb.st_mode) || sb.st_uid != geteuid() || (sb.st_mode & (S_IRWXG | S_IRWXO)) != 0)
+	{
+		ereport(WARNING,
+				(errmsg(RK_LOG_PREFIX "\"%s\" is not a rejoin's work directory (not a directory of this server's user with mode 0700): ignored", work),
+				 errhint("Remove it; rk_rejoin refuses to rewind while it is there.")));
+		return;
+	}
 	fd = open(lock, O_RDWR | O_CREAT | O_CLOEXEC, S_IRUSR | S_IWUSR);
 	if (fd >= 0 && flock(fd, LOCK_EX | LOCK_NB) != 0)
 		ereport(FATAL,

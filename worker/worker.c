@@ -1044,7 +1044,7 @@ begin_round(RkView *v)
 	v->mono = rk_monotonic_ms();
 	v->in_recovery = RecoveryInProgress();
 	rk_election_position(&v->tli, &v->lsn);
-	if (v->in_recovery)
+	if (v->in_recovery && !v->ctx->promoted_here)
 		v->ctx->standby_tli = rk_current_timeline();
 	found = read_registry(v);
 	rk_node_secret_narrow_mode();
