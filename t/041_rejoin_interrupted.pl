@@ -58,8 +58,9 @@ ok(-e "$work/files/replication_kit.state", "pgmaster's own state file waits besi
 # 2. Started again, the server hands over to a helper that finishes the
 # rewind; that one dies before it puts pgmaster's files back.
 start_and_wait('after_rewind', 'rewound', 'a start resumes the rewind, whose helper dies in its turn');
-like(slurp_file("$pgdata/replication_kit.state"), qr/^node_name = pgslave$/m,
-	"the data directory holds pgslave's state file now");
+my $new_name = $new->name;
+like(slurp_file("$pgdata/replication_kit.state"), qr/^node_name = \Q$new_name\E$/m,
+	"the data directory holds the new primary's state file now");
 ok(!-e "$pgdata/standby.signal", 'and no standby.signal');
 
 # 3. Started once more, the server again hands over, and the helper puts
@@ -79,15 +80,16 @@ ok(!-e "$pgdata/replication_kit.rejoin_failed", 'the rejoin is not marked failed
 my $log = substr(slurp_file($primary->logfile), $log_offset);
 like($log, qr/the rejoin of this data directory was interrupted/, 'the server log says why a start did not start');
 unlike($log, qr/ready to accept connections/, 'pgmaster never came up as a primary');
-is($pgslave->safe_psql('postgres', 'SELECT pg_is_in_recovery()'), 'f', 'pgslave is still the primary');
+is($new->safe_psql('postgres', 'SELECT pg_is_in_recovery()'), 'f', 'the new primary is still the primary');
 my $rejoin_log = slurp_file("$pgdata/replication_kit.rejoin.log");
 like($rejoin_log, qr/resuming an interrupted rewind/, 'the rejoin log tells the resumed rewind');
 like($rejoin_log, qr/the rewind was done; putting this node's configuration back/,
 	'and the last run, which only put the files back');
 
-# A directory of that name that is not the server's own (here: open to
-# others, as one another user made would be) is not a rejoin's: the server
-# starts as usual and says so; its files never go into PGDATA.
+# A directory of that name that is not one the server can trust (here:
+# open to others, as one another user made would be) is neither used nor
+# ignored: the server does not start, and says why; its files never go
+# into PGDATA.  Removed, the server starts as before.
 mkdir $work or die;
 chmod 0755, $work;
 mkdir "$work/files" or die;
@@ -95,10 +97,13 @@ open my $planted, '>', "$work/files/postgresql.auto.conf" or die;
 print $planted "archive_command = 'touch /tmp/rk_planted'\n";
 close $planted;
 $log_offset = -s $primary->logfile;
-$primary->restart;
-like(substr(slurp_file($primary->logfile), $log_offset), qr/is not a rejoin's work directory .* ignored/,
-	'a work directory open to others is ignored at start');
-ok(wait_follows($primary, $new, 60), 'and pgmaster streams as before');
+$primary->stop;
+ok(!$primary->start(fail_ok => 1), 'with a work directory open to others the server does not start');
+like(substr(slurp_file($primary->logfile), $log_offset), qr/is not a rejoin's work directory that this server can trust/,
+	'and says why');
 unlike(slurp_file("$pgdata/postgresql.auto.conf"), qr/rk_planted/, 'nothing of it went into PGDATA');
+system('rm', '-rf', $work) == 0 or die;
+$primary->start;
+ok(wait_follows($primary, $new, 60), 'removed, pgmaster starts and streams as before');
 
 done_testing();

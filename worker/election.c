@@ -67,10 +67,10 @@ reserve_timelines(RkView *v)
 	/*
 	 * A node's own unelected timeline is a few past this one at most; a
 	 * number further out is not believed (nor written out, file by file).
+	 * A node out of reach now counts with what it said last.
 	 */
 	for (int i = 0; i < v->npeers; i++)
-		if (!v->peers[i].is_self && v->peers[i].reachable &&
-			v->peers[i].own_timeline <= mine + RK_RESERVE_TIMELINES_MAX)
+		if (!v->peers[i].is_self && v->peers[i].own_timeline <= mine + RK_RESERVE_TIMELINES_MAX)
 			newest = Max(newest, v->peers[i].own_timeline);
 	for (TimeLineID tli = mine + 1; tli <= newest; tli++)
 	{

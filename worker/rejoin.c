@@ -37,6 +37,7 @@
 
 #include "access/xlog.h"
 #include "miscadmin.h"
+#include "libpq/pqsignal.h"
 #include "postmaster/postmaster.h"
 #include "replication/walreceiver.h"
 #include "storage/fd.h"
@@ -129,6 +130,8 @@ spawn_helper(const char *source, const char *reclone, pid_t postmaster, char *er
 		pqsignal(SIGQUIT, SIG_DFL);
 		pqsignal(SIGINT, SIG_DFL);
 		pqsignal(SIGHUP, SIG_DFL);
+		/* Forked with signals blocked (the postmaster in _PG_init): let them in. */
+		sigprocmask(SIG_SETMASK, &UnBlockSig, NULL);
 		/* Its libpq would prefer this over the password file. */
 		unsetenv("PGPASSWORD");
 		execl(script, "rk_rejoin", DataDir, bindir, source, pmpid, logfile, reclone, (char *) NULL);
@@ -201,7 +204,9 @@ start_rewind(RkView *v, int p)
 	st.won_term = 0;
 	st.rejoin_pending = true;
 	st.rewound_term = v->st.term;
-	st.voted_for[0] = '\0';		/* the vote of an old term is no use */
+	/* The vote of an old term is no use; one in this term must stand (one vote per term). */
+	if (st.voted_term < st.term)
+		st.voted_for[0] = '\0';
 	rk_state_save_locked(&st);
 	rk_shared->rejoin_requested = false;
 	LWLockRelease(rk_shared->lock);
@@ -251,12 +256,11 @@ rk_rejoin_resume_at_start(void)
 	 * parent others may write to) must not put its files into PGDATA.
 	 */
 	if (!S_ISDIR(sb.st_mode) || sb.st_uid != geteuid() || (sb.st_mode & (S_IRWXG | S_IRWXO)) != 0)
-	{
-		ereport(WARNING,
-				(errmsg(RK_LOG_PREFIX "\"%s\" is not a rejoin's work directory (not a directory of this server's user with mode 0700): ignored", work),
-				 errhint("Remove it; rk_rejoin refuses to rewind while it is there.")));
-		return;
-	}
+		ereport(FATAL,
+				(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
+				 errmsg(RK_LOG_PREFIX "\"%s\" is not a rejoin's work directory that this server can trust", work),
+				 errdetail("It must be a directory of this server's user with mode 0700; this data directory may be half rewound, or hold another node's configuration."),
+				 errhint("If this node's rejoin was interrupted, clone it afresh; then remove \"%s\".", work)));
 	fd = open(lock, O_RDWR | O_CREAT | O_CLOEXEC, S_IRUSR | S_IWUSR);
 	if (fd >= 0 && flock(fd, LOCK_EX | LOCK_NB) != 0)
 		ereport(FATAL,
