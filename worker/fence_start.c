@@ -247,8 +247,14 @@ rk_fence_at_start(void)
 		{
 			if (!answered[i])
 				continue;
+			/*
+			 * Not a fenced node out of recovery, though: that one won
+			 * nothing (an operator's pg_promote(), a replaced primary),
+			 * and rewound to it this node would take its unelected WAL
+			 * for the cluster's (the model, with two faults).
+			 */
 			if (ans[i].term > st.term &&
-				(!ans[i].in_recovery ||
+				((!ans[i].in_recovery && !ans[i].fenced) ||
 				 (ans[i].primary_name[0] && strcmp(ans[i].primary_name, st.node_name) != 0)))
 				newer = i;
 			/* Only a standby that names this node the primary of its own term confirms it. */
