@@ -872,9 +872,10 @@ inline start(s_i, s_fullstart)
 				:: h_j != s_i && REACH(s_i, h_j) ->
 					lossy(h_got);
 					if
+					/* a node out of recovery counts only if it is not fenced (12551f2) */
 					:: h_got && term[h_j] > term[s_i] &&
-					   (!rec[h_j] || (pname[h_j] != NONE && pname[h_j] != s_i)) -> h_new = h_j
-					:: h_got && !(term[h_j] > term[s_i] && (!rec[h_j] || (pname[h_j] != NONE && pname[h_j] != s_i))) &&
+					   ((!rec[h_j] && !fenced[h_j]) || (pname[h_j] != NONE && pname[h_j] != s_i)) -> h_new = h_j
+					:: h_got && !(term[h_j] > term[s_i] && ((!rec[h_j] && !fenced[h_j]) || (pname[h_j] != NONE && pname[h_j] != s_i))) &&
 					   ELECTED(s_i) && rec[h_j] && term[h_j] == term[s_i] && pname[h_j] == s_i -> h_sup++
 					:: else -> skip
 					fi
