@@ -412,22 +412,29 @@ retry_due(RkView *v, int p, bool *retrying)
 	return true;
 }
 
-/* The old primary follows the new one: the rejoin is over. */
+/*
+ * The rejoin is over: it follows the new primary (`on_new_history`: then a
+ * timeline of its own unelected promotion is behind it), or gave up.
+ */
 static void
-rejoined(RkView *v)
+end_rejoin(RkView *v, bool on_new_history)
 {
 	RkNodeState st;
 
 	LWLockAcquire(rk_shared->lock, LW_EXCLUSIVE);
 	st = rk_shared->state;
 	st.rejoin_pending = false;
-	st.unelected_tli = 0;		/* on the new primary's history now */
-	st.unelected_fork = InvalidXLogRecPtr;
+	if (on_new_history)
+	{
+		st.unelected_tli = 0;
+		st.unelected_fork = InvalidXLogRecPtr;
+	}
 	rk_state_save_locked(&st);
 	rk_shared->readiness[0] = '\0';
 	LWLockRelease(rk_shared->lock);
 	v->ctx->follow_since = 0;
 	v->ctx->retry_seen_ms = 0;
+	v->ctx->rejoin_silent_since = 0;
 	(void) unlink(RK_REJOIN_RETRY_FILE);
 }
 
@@ -444,8 +451,6 @@ rejoined(RkView *v)
 static RkEvent
 rejoin_target_silent(RkView *v, int p)
 {
-	RkNodeState st;
-
 	if (v->ctx->rejoin_silent_since == 0)
 		v->ctx->rejoin_silent_since = v->mono;
 	if (v->st.unelected_tli == 0 || rk_current_timeline() != v->st.unelected_tli ||
@@ -454,16 +459,7 @@ rejoin_target_silent(RkView *v, int p)
 		rk_set_readiness("rejoining: %s does not answer", v->peers[p].name);
 		return RK_EV_NONE;
 	}
-	LWLockAcquire(rk_shared->lock, LW_EXCLUSIVE);
-	st = rk_shared->state;
-	st.rejoin_pending = false;
-	rk_state_save_locked(&st);
-	rk_shared->readiness[0] = '\0';
-	LWLockRelease(rk_shared->lock);
-	v->ctx->rejoin_silent_since = 0;
-	v->ctx->follow_since = 0;
-	v->ctx->retry_seen_ms = 0;
-	(void) unlink(RK_REJOIN_RETRY_FILE);
+	end_rejoin(v, false);
 	snprintf(v->why, sizeof(v->why), "%s has not answered for %ld s; this node was promoted without an election and takes part in the next one",
 			 v->peers[p].name, (long) (rk_vote_wait_ms(true) / 1000));
 	rk_journal(v, "rejoin_given_up", v->self, "%s", v->why);
@@ -503,7 +499,7 @@ rk_act_check_rejoin(RkView *v)
 	(void) GetXLogReplayRecPtr(&replay_tli);
 	if (v->peers[p].reachable && v->peers[p].timeline == replay_tli && WalRcvStreaming() && !own_unelected)
 	{
-		rejoined(v);
+		end_rejoin(v, true);
 		snprintf(v->why, sizeof(v->why), "streams from %s on timeline %u", v->peers[p].name, replay_tli);
 		return RK_EV_IS_STANDBY;
 	}
