@@ -93,6 +93,8 @@ spawn_helper(const char *source, const char *reclone, pid_t postmaster, char *er
 	char		script[MAXPGPATH];
 	char		pmpid[16];
 	char	   *logfile = server_log_path(postmaster);
+	sigset_t	all;
+	sigset_t	old;
 	pid_t		pid;
 
 	strlcpy(bindir, my_exec_path, sizeof(bindir));
@@ -105,18 +107,37 @@ spawn_helper(const char *source, const char *reclone, pid_t postmaster, char *er
 		return false;
 	}
 
+	/*
+	 * Until the child has its own session it is in this worker's process
+	 * group, and a shutdown of the server that the worker itself asks for
+	 * next signals that whole group (signal_child).  Fork with every signal
+	 * blocked; the child discards what reached it in that window (ignoring
+	 * a pending signal drops it) before it lets signals in again.
+	 */
+	sigfillset(&all);
+	sigprocmask(SIG_SETMASK, &all, &old);
 	fflush(NULL);
 	pid = fork();
 	if (pid < 0)
 	{
+		int			save_errno = errno;
+
+		sigprocmask(SIG_SETMASK, &old, NULL);
+		errno = save_errno;
 		snprintf(error, errlen, "could not fork: %m");
 		return false;
 	}
 	if (pid == 0)
 	{
+		static const int signals[] = {SIGTERM, SIGQUIT, SIGINT, SIGHUP, SIGUSR1, SIGUSR2, SIGALRM};
 		int			devnull;
 
 		(void) setsid();
+		for (int i = 0; i < lengthof(signals); i++)
+		{
+			signal(signals[i], SIG_IGN);
+			signal(signals[i], SIG_DFL);
+		}
 		for (int fd = 3; fd < RK_CHILD_MAX_FD; fd++)
 			(void) close(fd);
 		devnull = open("/dev/null", O_RDWR);
@@ -126,17 +147,14 @@ spawn_helper(const char *source, const char *reclone, pid_t postmaster, char *er
 			(void) dup2(devnull, 1);
 			(void) dup2(devnull, 2);
 		}
-		pqsignal(SIGTERM, SIG_DFL);
-		pqsignal(SIGQUIT, SIG_DFL);
-		pqsignal(SIGINT, SIG_DFL);
-		pqsignal(SIGHUP, SIG_DFL);
-		/* Forked with signals blocked (the postmaster in _PG_init): let them in. */
-		sigprocmask(SIG_SETMASK, &UnBlockSig, NULL);
+		sigemptyset(&all);
+		sigprocmask(SIG_SETMASK, &all, NULL);
 		/* Its libpq would prefer this over the password file. */
 		unsetenv("PGPASSWORD");
 		execl(script, "rk_rejoin", DataDir, bindir, source, pmpid, logfile, reclone, (char *) NULL);
 		_exit(127);
 	}
+	sigprocmask(SIG_SETMASK, &old, NULL);
 	return true;
 }
 
