@@ -1,11 +1,12 @@
 /*-------------------------------------------------------------------------
  *
  * compat.h
- *		Every difference between PostgreSQL 13 and 17 that replication_kit
+ *		Every difference between PostgreSQL 13 and 18 that replication_kit
  *		cares about, in one place, so that the rest of the code reads as if
  *		there were a single server version.
  *
- * The kit targets PostgreSQL 15; the other majors are kept compiling.
+ * 13, 15 and 18 are built and tested (tools/test --pg N); 14, 16 and 17
+ * follow from the same version checks.
  *
  *-------------------------------------------------------------------------
  */
@@ -24,6 +25,11 @@
 
 #if PG_VERSION_NUM >= 150000
 #include "access/xlogrecovery.h"
+#endif
+
+/* The two halves of an LSN for "%X/%X": a macro since 14. */
+#ifndef LSN_FORMAT_ARGS
+#define LSN_FORMAT_ARGS(lsn) ((uint32) ((lsn) >> 32)), ((uint32) (lsn))
 #endif
 
 /* get_role_password() and plain_crypt_verify() take a const logdetail from 15 on. */
@@ -65,16 +71,57 @@ rk_make_string_const(const char *str)
 
 /*
  * PostgreSQL's own pg_hba.conf parser is callable from extensions since 15
- * (hbafuncs.c); tokenize_auth_file grew a depth argument in 16.
+ * (hbafuncs.c).  In 15 tokenize_auth_file returns the memory context that
+ * holds the lines; from 16 open_auth_file makes that context and
+ * free_auth_file closes the file and deletes it.  rk_hba_open,
+ * rk_hba_tokenize and rk_hba_close hide that: open returns NULL with errno
+ * set, tokenize returns what close frees.
  */
 #if PG_VERSION_NUM >= 150000
 #define RK_HAVE_HBA_PARSER 1
+#include "libpq/hba.h"
+#include "storage/fd.h"
+#include "utils/memutils.h"
 #if PG_VERSION_NUM >= 160000
-#define rk_tokenize_auth_file(fn, f, lines, elevel) \
-	tokenize_auth_file((fn), (f), (lines), (elevel), 0)
+static inline FILE *
+rk_hba_open(const char *path)
+{
+	char	   *err = NULL;
+
+	return open_auth_file(path, DEBUG3, 0, &err);
+}
+
+static inline MemoryContext
+rk_hba_tokenize(const char *path, FILE *f, List **lines)
+{
+	tokenize_auth_file(path, f, lines, DEBUG3, 0);
+	return NULL;
+}
+
+static inline void
+rk_hba_close(FILE *f, MemoryContext lines_cxt)
+{
+	free_auth_file(f, 0);
+}
 #else
-#define rk_tokenize_auth_file(fn, f, lines, elevel) \
-	tokenize_auth_file((fn), (f), (lines), (elevel))
+static inline FILE *
+rk_hba_open(const char *path)
+{
+	return AllocateFile(path, "r");
+}
+
+static inline MemoryContext
+rk_hba_tokenize(const char *path, FILE *f, List **lines)
+{
+	return tokenize_auth_file(path, f, lines, DEBUG3);
+}
+
+static inline void
+rk_hba_close(FILE *f, MemoryContext lines_cxt)
+{
+	MemoryContextDelete(lines_cxt);
+	FreeFile(f);
+}
 #endif
 #endif
 

@@ -301,16 +301,15 @@ hba_parse_errors(const char *path, char **first_error)
 	int			errors = 0;
 
 	*first_error = NULL;
-	f = AllocateFile(path, "r");
+	parse_cxt = AllocSetContextCreate(CurrentMemoryContext, "replication_kit hba check",
+									  ALLOCSET_SMALL_SIZES);
+	old_cxt = MemoryContextSwitchTo(parse_cxt);
+	f = rk_hba_open(path);
 	if (f == NULL)
 		ereport(ERROR,
 				(errcode_for_file_access(),
 				 errmsg("could not open file \"%s\": %m", path)));
-
-	parse_cxt = AllocSetContextCreate(CurrentMemoryContext, "replication_kit hba check",
-									  ALLOCSET_SMALL_SIZES);
-	old_cxt = MemoryContextSwitchTo(parse_cxt);
-	tok_cxt = rk_tokenize_auth_file(path, f, &lines, DEBUG3);
+	tok_cxt = rk_hba_tokenize(path, f, &lines);
 	foreach(lc, lines)
 	{
 		TokenizedAuthLine *tok = (TokenizedAuthLine *) lfirst(lc);
@@ -324,9 +323,8 @@ hba_parse_errors(const char *path, char **first_error)
 	MemoryContextSwitchTo(old_cxt);
 	if (*first_error)
 		*first_error = pstrdup(*first_error);
-	MemoryContextDelete(tok_cxt);
+	rk_hba_close(f, tok_cxt);
 	MemoryContextDelete(parse_cxt);
-	FreeFile(f);
 	return errors;
 }
 #endif
