@@ -205,10 +205,19 @@ rk_quorum_ready(RkView *v, char *reason, size_t reasonlen)
 		RkPeer	   *p = &v->peers[i];
 		bool		here = p->is_self || (p->reachable && p->in_recovery);
 
-		if (!here || i == v->primary_idx)
+		if (!here)
 			continue;
 		if (p->joined || p->is_self)
 			reachable++;
+		/*
+		 * The primary this node knows of, here as a standby (started after
+		 * it was replaced and not confirmed by a majority, or rejoined): a
+		 * voter like the others, though no synchronous member and no
+		 * witness of contact with itself.  Left out, two such nodes of
+		 * three each counted one and no election ever began.
+		 */
+		if (i == v->primary_idx)
+			continue;
 		if (p->sync && p->joined)
 			heard_sync++;
 		if (!p->is_self && p->silence_ms < rk_vote_wait_ms(true))
