@@ -171,14 +171,14 @@ bool P5_primary_within_KLIVE_ticks_of_calm;
 
 /* scratch of one step; every step ends with clear(), so they add no states
  * (not `hidden': a step backtracks over its own choices) */
-byte h_j, h_k, h_t, h_p, h_best, h_ev, h_sup, h_max, h_new, h_prim, h_mode;
+byte h_j, h_k, h_t, h_p, h_best, h_ev, h_sup, h_maj, h_max, h_new, h_prim, h_mode;
 byte h_votes, h_heard, h_ref, pk;
 bool h_dep, h_contact, h_ok, h_more, h_won, pres, h_got;
 bool h_ans[N];
 
 inline clear()
 {
-	h_j = 0; h_k = 0; h_t = 0; h_p = 0; h_best = 0; h_ev = 0; h_sup = 0; h_max = 0;
+	h_j = 0; h_k = 0; h_t = 0; h_p = 0; h_best = 0; h_ev = 0; h_sup = 0; h_maj = 0; h_max = 0;
 	h_new = 0; h_prim = 0; h_mode = 0; h_votes = 0; h_heard = 0; h_ref = 0; pk = 0;
 	h_dep = 0; h_contact = 0; h_ok = 0; h_more = 0; h_won = 0; pres = 0; h_got = 0;
 	h_ans[0] = 0; h_ans[1] = 0; h_ans[2] = 0
@@ -449,13 +449,18 @@ inline best_candidate(bc_i)
 /* rk_quorum_ready(): the pre-vote, from this round's probes (h_ok) */
 inline quorum_ready(qr_i)
 {
-	h_ok = 1; h_sup = 0;
+	h_ok = 1; h_sup = 0; h_maj = 0;
 	for (h_j : 0 .. N-1) {
 		if
-		:: (h_j == qr_i || (h_ans[h_j] && rec[h_j])) && h_j != h_prim ->
-			h_sup++;                    /* reachable, and heard as a synchronous member */
+		:: h_j == qr_i || (h_ans[h_j] && rec[h_j]) ->
+			h_maj++;                    /* reachable: a voter, the known primary included */
 			if
-			:: h_j != qr_i && silence[h_j] < FT -> h_ok = 0
+			:: h_j != h_prim ->
+				h_sup++;                /* heard as a synchronous member */
+				if
+				:: h_j != qr_i && silence[h_j] < FT -> h_ok = 0
+				:: else -> skip
+				fi
 			:: else -> skip
 			fi
 		:: else -> skip
@@ -466,7 +471,7 @@ inline quorum_ready(qr_i)
 	:: else -> skip
 	fi;
 	if
-	:: h_sup < MAJ || h_sup < NSYNC -> h_ok = 0
+	:: h_maj < MAJ || h_sup < NSYNC -> h_ok = 0
 	:: else -> skip
 	fi
 }

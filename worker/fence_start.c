@@ -220,8 +220,25 @@ rk_fence_at_start(void)
 	 * standby.signal the moment it learned of the newer term): that one
 	 * still gets its upstream and its rejoin check below.
 	 */
-	if ((access(STANDBY_SIGNAL_FILE, F_OK) == 0 && rk_state_elected(&st)) ||
-		access(RECOVERY_SIGNAL_FILE, F_OK) == 0)
+	if (access(STANDBY_SIGNAL_FILE, F_OK) == 0 && rk_state_elected(&st))
+	{
+		/*
+		 * Demoted by hand (standby.signal and a restart), or restarted
+		 * while its promotion was still under way (which no worker
+		 * resumes): a standby now, and its win is over, as in
+		 * start_as_standby.  Kept, it would refuse every candidate's vote
+		 * ("won term N and is being promoted") until a newer term named a
+		 * primary to it.
+		 */
+		strlcpy(st.role, "standby", sizeof(st.role));
+		st.won_term = 0;
+		rk_state_write(&st);
+		ereport(LOG,
+				(errmsg(RK_LOG_PREFIX "%s starts as a standby (standby.signal); it gives up term " UINT64_FORMAT,
+						st.node_name, st.term)));
+		return;
+	}
+	if (access(RECOVERY_SIGNAL_FILE, F_OK) == 0)
 		return;
 
 	majority = st.members / 2 + 1;
