@@ -14,12 +14,7 @@ use Test::More;
 use lib 't';
 use RKTest;
 
-my $primary = new_kit_node('pgmaster');
-setup_primary($primary);
-my $pgslave = clone_standby($primary, 'pgslave');
-my $pgasync = clone_standby($primary, 'pgasyncslave', sync => 0);
-$primary->safe_psql('postgres', "SELECT rk_set_sync('FIRST', 1)");
-wait_for_sync_state($primary, pgslave => 'sync', pgasyncslave => 'async');
+my ($primary, $pgslave, $pgasync) = build_cluster_async();
 $primary->safe_psql('postgres', 'CREATE TABLE writes (id int PRIMARY KEY)');
 $primary->safe_psql('postgres', 'INSERT INTO writes SELECT generate_series(1, 100)');
 $pgslave->poll_query_until('postgres', 'SELECT count(*) = 100 FROM writes') or die;

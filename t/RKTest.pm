@@ -15,7 +15,7 @@ use IPC::Run;
 
 use Exporter 'import';
 our @EXPORT = qw(start_setup_primary new_kit_node setup_primary clone_standby build_cluster
-  kit_settings wait_for_sync_state status_of wait_until psql_ok
+  build_cluster_async kit_settings wait_for_sync_state status_of wait_until psql_ok
   write_connstr start_writer stop_writer acked_missing wait_for_primary
   freeze_node thaw_node node_pids reclone run_clone_command kill9 poll_ok wait_follows
   partition fail_over_diverged cut_off_committing $REPL_PASSWORD);
@@ -116,6 +116,21 @@ sub build_cluster
 	my $s2 = clone_standby($primary, 'pgasyncslave');
 	$primary->safe_psql('postgres', "SELECT rk_set_sync('FIRST', 1)");
 	wait_for_sync_state($primary, pgslave => 'sync', pgasyncslave => 'potential');
+	return ($primary, $s1, $s2);
+}
+
+# The same three nodes with pgasyncslave outside the synchronous list
+# (rk_add_standby(..., sync => false)): the synchronous quorum is pgslave
+# alone, so a test can take pgasyncslave away without blocking elections.
+sub build_cluster_async
+{
+	my (%extra) = @_;
+	my $primary = new_kit_node('pgmaster', %extra);
+	setup_primary($primary);
+	my $s1 = clone_standby($primary, 'pgslave');
+	my $s2 = clone_standby($primary, 'pgasyncslave', sync => 0);
+	$primary->safe_psql('postgres', "SELECT rk_set_sync('FIRST', 1)");
+	wait_for_sync_state($primary, pgslave => 'sync', pgasyncslave => 'async');
 	return ($primary, $s1, $s2);
 }
 
