@@ -148,6 +148,24 @@ set_upstream(const RkNodeState *st, int i)
 }
 
 /*
+ * A primary demoted by hand (standby.signal and a restart), or restarted
+ * while its promotion was still under way (which no worker resumes): a
+ * standby now, and its win is over, as in start_as_standby.  Kept, it would
+ * refuse every candidate's vote ("won term N and is being promoted") until
+ * a newer term named a primary to it.
+ */
+static void
+give_up_win(RkNodeState *st)
+{
+	strlcpy(st->role, "standby", sizeof(st->role));
+	st->won_term = 0;
+	rk_state_write(st);
+	ereport(LOG,
+			(errmsg(RK_LOG_PREFIX "%s starts as a standby (standby.signal); it gives up term " UINT64_FORMAT,
+					st->node_name, st->term)));
+}
+
+/*
  * Not confirmed as the primary: write standby.signal (durably) and start in
  * recovery, as the standby of the primary this node learned of (`known`,
  * from its own state) or was told of (`newer`, the answer of node
@@ -222,20 +240,7 @@ rk_fence_at_start(void)
 	 */
 	if (access(STANDBY_SIGNAL_FILE, F_OK) == 0 && rk_state_elected(&st))
 	{
-		/*
-		 * Demoted by hand (standby.signal and a restart), or restarted
-		 * while its promotion was still under way (which no worker
-		 * resumes): a standby now, and its win is over, as in
-		 * start_as_standby.  Kept, it would refuse every candidate's vote
-		 * ("won term N and is being promoted") until a newer term named a
-		 * primary to it.
-		 */
-		strlcpy(st.role, "standby", sizeof(st.role));
-		st.won_term = 0;
-		rk_state_write(&st);
-		ereport(LOG,
-				(errmsg(RK_LOG_PREFIX "%s starts as a standby (standby.signal); it gives up term " UINT64_FORMAT,
-						st.node_name, st.term)));
+		give_up_win(&st);
 		return;
 	}
 	if (access(RECOVERY_SIGNAL_FILE, F_OK) == 0)
