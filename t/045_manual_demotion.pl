@@ -26,7 +26,7 @@ close $signal;
 my $log_offset = -s $primary->logfile;
 $primary->start;
 ok(poll_ok($primary, 'SELECT pg_is_in_recovery()', 30), 'pgmaster, demoted by hand, runs as a standby');
-like(substr(slurp_file($primary->logfile), $log_offset), qr/pgmaster starts as a standby \(standby\.signal\); it gives up term 1/,
+like(substr(slurp_file($primary->logfile), $log_offset), qr/this node starts as a standby \(standby\.signal\): the win of term 1 in its state file is given up/,
 	'and gives up the term it won');
 
 my $new = wait_for_primary(120, $primary, $pgslave);

@@ -207,17 +207,24 @@ rk_quorum_ready(RkView *v, char *reason, size_t reasonlen)
 
 		if (!here)
 			continue;
-		if (p->joined || p->is_self)
-			reachable++;
 		/*
 		 * The primary this node knows of, here as a standby (started after
-		 * it was replaced and not confirmed by a majority, or rejoined): a
-		 * voter like the others, though no synchronous member and no
-		 * witness of contact with itself.  Left out, two such nodes of
-		 * three each counted one and no election ever began.
+		 * it was replaced and not confirmed by a majority, or demoted): a
+		 * voter like the others once it could grant a vote, that is once
+		 * it has had no contact with a primary of its own for as long as a
+		 * voter waits; no synchronous member.  Left out, two such nodes of
+		 * three each counted one and no election ever began.  Counted while
+		 * it streams from a newer primary, it would let this node run term
+		 * after term that depose that primary once they are heard.
 		 */
 		if (i == v->primary_idx)
+		{
+			if (p->is_self || (p->joined && p->silence_ms >= rk_vote_wait_ms(true)))
+				reachable++;
 			continue;
+		}
+		if (p->joined || p->is_self)
+			reachable++;
 		if (p->sync && p->joined)
 			heard_sync++;
 		if (!p->is_self && p->silence_ms < rk_vote_wait_ms(true))

@@ -150,7 +150,9 @@ set_upstream(const RkNodeState *st, int i)
 /*
  * A primary demoted by hand (standby.signal and a restart), or restarted
  * while its promotion was still under way (which no worker resumes): a
- * standby now, and its win is over, as in start_as_standby.  Kept, it would
+ * standby now, and its win is over, as in start_as_standby.  (A fresh
+ * clone, whose state file is still its primary's, passes here too; its
+ * worker then takes the file over under its own name.)  Kept, it would
  * refuse every candidate's vote ("won term N and is being promoted") until
  * a newer term named a primary to it.
  */
@@ -161,8 +163,8 @@ give_up_win(RkNodeState *st)
 	st->won_term = 0;
 	rk_state_write(st);
 	ereport(LOG,
-			(errmsg(RK_LOG_PREFIX "%s starts as a standby (standby.signal); it gives up term " UINT64_FORMAT,
-					st->node_name, st->term)));
+			(errmsg(RK_LOG_PREFIX "this node starts as a standby (standby.signal): the win of term " UINT64_FORMAT " in its state file is given up",
+					st->term)));
 }
 
 /*
@@ -230,20 +232,22 @@ rk_fence_at_start(void)
 	int			majority;
 	bool		elected;
 
-	if (!rk_state_read(&st) || strcmp(st.role, "primary") != 0 || st.members < 2 ||
-		st.npeers == 0 || st.repl_role[0] == '\0')
+	if (!rk_state_read(&st))
 		return;
 	/*
-	 * A standby already, unless it is a replaced primary (which wrote
-	 * standby.signal the moment it learned of the newer term): that one
-	 * still gets its upstream and its rejoin check below.
+	 * A standby already: a primary demoted by hand, or a node whose
+	 * promotion a crash cut short (its role is still "standby" then).  A
+	 * replaced primary (which wrote standby.signal the moment it learned of
+	 * the newer term) won nothing current and still gets its upstream and
+	 * its rejoin check below.
 	 */
 	if (access(STANDBY_SIGNAL_FILE, F_OK) == 0 && rk_state_elected(&st))
 	{
 		give_up_win(&st);
 		return;
 	}
-	if (access(RECOVERY_SIGNAL_FILE, F_OK) == 0)
+	if (strcmp(st.role, "primary") != 0 || st.members < 2 || st.npeers == 0 ||
+		st.repl_role[0] == '\0' || access(RECOVERY_SIGNAL_FILE, F_OK) == 0)
 		return;
 
 	majority = st.members / 2 + 1;

@@ -129,14 +129,15 @@ spawn_helper(const char *source, const char *reclone, pid_t postmaster, char *er
 	}
 	if (pid == 0)
 	{
-		static const int signals[] = {SIGTERM, SIGQUIT, SIGINT, SIGHUP, SIGUSR1, SIGUSR2, SIGALRM};
 		int			devnull;
 
 		(void) setsid();
-		for (int i = 0; i < lengthof(signals); i++)
+		for (int sig = 1; sig < NSIG; sig++)
 		{
-			signal(signals[i], SIG_IGN);
-			signal(signals[i], SIG_DFL);
+			if (sig == SIGKILL || sig == SIGSTOP)
+				continue;
+			signal(sig, SIG_IGN);
+			signal(sig, SIG_DFL);
 		}
 		for (int fd = 3; fd < RK_CHILD_MAX_FD; fd++)
 			(void) close(fd);
