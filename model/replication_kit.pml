@@ -453,7 +453,10 @@ inline quorum_ready(qr_i)
 	for (h_j : 0 .. N-1) {
 		if
 		:: h_j == qr_i || (h_ans[h_j] && rec[h_j]) ->
-			h_maj++;                    /* reachable: a voter, the known primary included */
+			if                          /* reachable: a voter; the known primary once it could vote */
+			:: h_j != h_prim || h_j == qr_i || silence[h_j] >= FT -> h_maj++
+			:: else -> skip
+			fi;
 			if
 			:: h_j != h_prim ->
 				h_sup++;                /* heard as a synchronous member */
