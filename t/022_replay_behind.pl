@@ -60,11 +60,15 @@ like($pgasync->safe_psql('postgres', "SELECT remark FROM rk_status() WHERE is_se
 	qr/has not finished replaying its local WAL|has more WAL|no majority|did not|waiting/,
 	'pgasyncslave says why it does not take over');
 
-# Lift the delay: pgslave replays, knows its WAL, has the most, and wins.
+# Lift the delay: pgslave replays and knows its WAL, which is the most.
+# Usually it wins; pgasyncslave, which stood by while pgslave could not
+# run, may instead have caught up from it (the next-best rule, t/036) and
+# be elected with pgslave's vote, which pgslave grants only to a node with
+# as much WAL as its own.  Either way every acknowledged commit is there.
 $pgslave->safe_psql('postgres', 'ALTER SYSTEM RESET recovery_min_apply_delay');
 $pgslave->safe_psql('postgres', 'SELECT pg_reload_conf()');
 my $new = wait_for_primary(120, $pgslave, $pgasync);
-is($new ? $new->name : '', 'pgslave', 'pgslave, which holds every acknowledged commit, is promoted');
+ok($new, 'a standby is promoted once pgslave knows its WAL (' . ($new ? $new->name : 'none') . ')');
 is($new->safe_psql('postgres', 'SELECT count(*) FROM writes WHERE id BETWEEN 1 AND 20'), '20',
 	'no acknowledged commit is lost') if $new;
 
