@@ -239,6 +239,7 @@ rk_peer_state(PG_FUNCTION_ARGS)
 	Datum		values[13];
 	bool		nulls[13] = {0};
 	char	   *name;
+	const char *primary;
 	bool		in_recovery = RecoveryInProgress();
 	TimestampTz now = GetCurrentTimestamp();
 	RkNodeState st;
@@ -293,8 +294,15 @@ rk_peer_state(PG_FUNCTION_ARGS)
 	values[2] = Int32GetDatum((int32) tli);
 	values[3] = LSNGetDatum(lsn);
 	values[4] = Int64GetDatum((int64) st.term);
-	values[5] = CStringGetTextDatum(st.primary_name);
-	nulls[5] = st.primary_name[0] == '\0';
+	/*
+	 * The winner of the current term, still being promoted, names itself:
+	 * the others then wait for its take-over instead of running a term of
+	 * their own that would depose it (rk_quorum_ready).  Derived here, not
+	 * kept: once the win is given up or over, the answer says so.
+	 */
+	primary = in_recovery && rk_state_elected(&st) && name != NULL ? name : st.primary_name;
+	values[5] = CStringGetTextDatum(primary);
+	nulls[5] = primary[0] == '\0';
 	values[6] = CStringGetTextDatum(st.voted_for);
 	nulls[6] = st.voted_for[0] == '\0' || st.voted_term != st.term;
 	/* Milliseconds since this node last had contact with the primary. */

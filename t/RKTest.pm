@@ -238,13 +238,24 @@ sub wait_for_primary
 
 # replication_kit.simulate_partition on one node: the node names it behaves
 # as cut off from (undef: none).  Set it on both sides of a cut.
+#
+# A node the kit restarts just then (a rejoin that began when another side
+# healed) is asked again until it answers; each refusal is shown, so that a
+# node that went away unexpectedly is in the test's output.
 sub partition
 {
 	my ($node, $peers) = @_;
-	$node->safe_psql('postgres',
-		$peers ? "ALTER SYSTEM SET replication_kit.simulate_partition = '$peers'"
+	my $sql = ($peers ? "ALTER SYSTEM SET replication_kit.simulate_partition = '$peers'"
 		  : 'ALTER SYSTEM RESET replication_kit.simulate_partition');
-	$node->safe_psql('postgres', 'SELECT pg_reload_conf()');
+	my $err = '';
+	my $done = wait_until(sub {
+		my ($ok, $out, $e) = psql_ok($node, $sql);
+		($ok, $out, $e) = psql_ok($node, 'SELECT pg_reload_conf()') if $ok;
+		diag($node->name . ": $e") if !$ok;
+		$err = $e;
+		$ok;
+	}, 60);
+	die $node->name . ": simulate_partition could not be set: $err" unless defined $done;
 	return;
 }
 

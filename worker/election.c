@@ -169,9 +169,47 @@ sync_members_needed(RkView *v, int *listed)
 }
 
 /*
+ * Is another node the winner of this term (or a newer one), still being
+ * promoted?  It answers in recovery and names itself the primary
+ * (rk_peer_state).  A term of this node's own would depose it just as it
+ * takes over, and it refuses the vote anyway (judge_vote): wait for it,
+ * however slow its promotion (WAL to replay under load), for as long as it
+ * answers so, but no longer than pg_promote() waits plus failover_timeout.
+ */
+static bool
+promotion_elsewhere(RkView *v, char *reason, size_t reasonlen)
+{
+	RkWorkerContext *ctx = v->ctx;
+
+	for (int i = 0; i < v->npeers; i++)
+	{
+		RkPeer	   *p = &v->peers[i];
+		int64		waited;
+
+		if (p->is_self || !p->reachable || !p->in_recovery || p->term < v->st.term ||
+			strcmp(p->primary_name, p->name) != 0)
+			continue;
+		if (strcmp(ctx->promoting_node, p->name) != 0 || ctx->promoting_term != p->term)
+		{
+			strlcpy(ctx->promoting_node, p->name, NAMEDATALEN);
+			ctx->promoting_term = p->term;
+			ctx->promoting_since = v->mono;
+		}
+		waited = v->mono - ctx->promoting_since;
+		if (waited >= RK_PROMOTE_WAIT_SECS * 1000L + rk_failover_timeout_ms)
+			continue;
+		snprintf(reason, reasonlen, "%s won term " UINT64_FORMAT " and has been taking over for %ld ms",
+				 p->name, p->term, (long) waited);
+		return true;
+	}
+	return false;
+}
+
+/*
  * Could an election be won right now, going by this round's probes?  The
- * pre-vote: majority reachable, synchronous quorum reachable, and no
- * reachable standby still in contact with the primary.
+ * pre-vote: nobody else is taking over, majority reachable, synchronous
+ * quorum reachable, and no reachable standby still in contact with the
+ * primary.
  */
 bool
 rk_quorum_ready(RkView *v, char *reason, size_t reasonlen)
@@ -199,6 +237,8 @@ rk_quorum_ready(RkView *v, char *reason, size_t reasonlen)
 				 st.voted_for, st.voted_term, (long) since_vote);
 		return false;
 	}
+	if (promotion_elsewhere(v, reason, reasonlen))
+		return false;
 
 	for (int i = 0; i < v->npeers; i++)
 	{

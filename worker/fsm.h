@@ -65,6 +65,11 @@ typedef struct RkWorkerContext
 	bool		promoted_here;	/* this worker called pg_promote() since the node was last in recovery */
 	int64		rejoin_silent_since;	/* the primary a rejoin waits for stopped answering (monotonic ms) */
 
+	/* Another node that answers as the winner being promoted (rk_quorum_ready). */
+	char		promoting_node[NAMEDATALEN];
+	uint64		promoting_term;
+	int64		promoting_since;	/* first seen so (monotonic ms) */
+
 	/* A standby whose WAL receiver cannot log in (fetch_credentials). */
 	int64		not_streaming_since;	/* monotonic ms, 0 while it streams */
 	int64		credentials_asked_ms;	/* last time it asked its upstream */
