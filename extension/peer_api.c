@@ -295,12 +295,16 @@ rk_peer_state(PG_FUNCTION_ARGS)
 	values[3] = LSNGetDatum(lsn);
 	values[4] = Int64GetDatum((int64) st.term);
 	/*
-	 * The winner of the current term, still being promoted, names itself:
-	 * the others then wait for its take-over instead of running a term of
-	 * their own that would depose it (rk_quorum_ready).  Derived here, not
-	 * kept: once the win is given up or over, the answer says so.
+	 * In recovery, a node names itself the primary only while it is the
+	 * winner of the current term being promoted: the others then wait for
+	 * its take-over instead of running a term of their own that would
+	 * depose it (rk_quorum_ready).  A primary demoted by hand, or one that
+	 * started as a standby, still has its own name on disk from its term:
+	 * that names nobody.  Derived here, not kept.
 	 */
-	primary = in_recovery && rk_state_elected(&st) && name != NULL ? name : st.primary_name;
+	primary = st.primary_name;
+	if (in_recovery && name != NULL)
+		primary = rk_state_elected(&st) ? name : strcmp(st.primary_name, name) == 0 ? "" : st.primary_name;
 	values[5] = CStringGetTextDatum(primary);
 	nulls[5] = primary[0] == '\0';
 	values[6] = CStringGetTextDatum(st.voted_for);

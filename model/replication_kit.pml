@@ -190,6 +190,9 @@ inline clear()
 #define REACH(i,j)    (RUNNING(j) && !kitless[j] && LINK(i,j))
 /* rk_state_elected() */
 #define ELECTED(i)    (won[i] > 0 && won[i] == term[i])
+/* the primary_name rk_peer_state answers: in recovery a node names itself
+ * only as the winner being promoted */
+#define APNAME(j)     (rec[j] && ELECTED(j) -> j : (rec[j] && pname[j] == j -> NONE : pname[j]))
 /* rk_acknowledges_commits(): the guard would let a commit through */
 #define ACKS(i)       (up[i] && !rec[i] && !kitless[i] && !fenced[i] && ELECTED(i) && lease[i] > 0)
 /* can acknowledge a commit at this instant (a node without the kit has no guard) */
@@ -473,6 +476,14 @@ inline quorum_ready(qr_i)
 	:: rec[qr_i] && HEARS(qr_i) -> h_ok = 0
 	:: else -> skip
 	fi;
+	/* promotion_elsewhere(): a winner being promoted is waited for (its
+	 * pg_promote() finishes, or it stops answering, in a step of its own) */
+	for (h_j : 0 .. N-1) {
+		if
+		:: h_j != qr_i && h_ans[h_j] && APNAME(h_j) == h_j && rec[h_j] && term[h_j] >= term[qr_i] -> h_ok = 0
+		:: else -> skip
+		fi
+	}
 	if
 	:: h_maj < MAJ || h_sup < NSYNC -> h_ok = 0
 	:: else -> skip
@@ -695,14 +706,14 @@ inline primary_event(pe_i)
 				peer_state_call(pe_i, h_j);
 				if
 				:: term[h_j] > term[pe_i] &&
-				   (!rec[h_j] || (pname[h_j] != NONE && pname[h_j] != pe_i) ||
+				   (!rec[h_j] || (APNAME(h_j) != NONE && APNAME(h_j) != pe_i) ||
 				    (VFOR(h_j) != NONE && VFOR(h_j) != pe_i)) -> h_dep = 1;
 #ifdef FIX_DEPOSAL
 					/* the newest term seen, and the primary that peer names */
 					if
 					:: term[h_j] > h_t ->
 						h_t = term[h_j];
-						h_p = (!rec[h_j] -> h_j : pname[h_j])
+						h_p = (!rec[h_j] -> h_j : APNAME(h_j))
 					:: else -> skip
 					fi
 #endif
@@ -713,7 +724,7 @@ inline primary_event(pe_i)
 				:: else -> skip
 				fi;
 				if
-				:: rec[h_j] && pname[h_j] == pe_i -> h_sup++
+				:: rec[h_j] && APNAME(h_j) == pe_i -> h_sup++
 				:: else -> skip
 				fi
 			:: else -> skip
@@ -882,9 +893,9 @@ inline start(s_i, s_fullstart)
 					if
 					/* a node out of recovery counts only if it is not fenced (12551f2) */
 					:: h_got && term[h_j] > term[s_i] &&
-					   ((!rec[h_j] && !fenced[h_j]) || (pname[h_j] != NONE && pname[h_j] != s_i)) -> h_new = h_j
-					:: h_got && !(term[h_j] > term[s_i] && ((!rec[h_j] && !fenced[h_j]) || (pname[h_j] != NONE && pname[h_j] != s_i))) &&
-					   ELECTED(s_i) && rec[h_j] && term[h_j] == term[s_i] && pname[h_j] == s_i -> h_sup++
+					   ((!rec[h_j] && !fenced[h_j]) || (APNAME(h_j) != NONE && APNAME(h_j) != s_i)) -> h_new = h_j
+					:: h_got && !(term[h_j] > term[s_i] && ((!rec[h_j] && !fenced[h_j]) || (APNAME(h_j) != NONE && APNAME(h_j) != s_i))) &&
+					   ELECTED(s_i) && rec[h_j] && term[h_j] == term[s_i] && APNAME(h_j) == s_i -> h_sup++
 					:: else -> skip
 					fi
 				:: else -> skip
@@ -912,7 +923,7 @@ inline start(s_i, s_fullstart)
 			if
 			:: h_p != NONE -> upst[s_i] = h_p; rjp[s_i] = 1
 			:: h_p == NONE && h_new != NONE -> rjp[s_i] = 1;
-				h_p = (pname[h_new] != NONE && rec[h_new] -> pname[h_new] : h_new);
+				h_p = (APNAME(h_new) != NONE && rec[h_new] -> APNAME(h_new) : h_new);
 				upst[s_i] = h_p; term[s_i] = term[h_new]; pname[s_i] = h_p
 			:: else -> pname[s_i] = NONE; upst[s_i] = NONE
 			fi;
