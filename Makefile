@@ -37,6 +37,7 @@ OBJS = \
 	worker/election.o \
 	worker/fence_start.o \
 	worker/follow.o \
+	worker/hooks.o \
 	worker/journal.o \
 	worker/fsm.o \
 	worker/rejoin.o \

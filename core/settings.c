@@ -26,6 +26,8 @@ bool		rk_auto_failover = true;
 bool		rk_remove_without_majority = false;
 bool		rk_auto_rejoin = true;
 char	   *rk_simulate_partition = NULL;
+char	   *rk_event_command = NULL;
+int			rk_event_timeout_ms = 30000;
 char	   *rk_peer_system_identifier = NULL;
 char	   *rk_sslmode = NULL;
 char	   *rk_sslrootcert = NULL;
@@ -208,6 +210,20 @@ rk_define_settings(void)
 							 "off from the others could let it accept commits next to the primary they elect.",
 							 &rk_remove_without_majority, false,
 							 PGC_SUSET, GUC_NOT_IN_SAMPLE, NULL, NULL, NULL);
+
+	DefineCustomStringVariable("replication_kit.event_command",
+							   "Shell command the worker runs when this node's role changes.",
+							   "Run by /bin/sh with five arguments appended: the event (promoted, fenced "
+							   "or following), this node's name, its role, the term and the primary's name. "
+							   "Its exit status and the start of its output go to the log and rk_events.",
+							   &rk_event_command, "",
+							   PGC_SIGHUP, GUC_SUPERUSER_ONLY, NULL, NULL, NULL);
+
+	DefineCustomIntVariable("replication_kit.event_timeout",
+							"How long an event_command may run before it is killed.",
+							NULL,
+							&rk_event_timeout_ms, 30000, 100, 3600000,
+							PGC_SIGHUP, GUC_UNIT_MS, NULL, NULL, NULL);
 
 	DefineCustomStringVariable("replication_kit.simulate_partition",
 							   "For tests: nodes this node behaves as if cut off from.",

@@ -20,6 +20,8 @@ extern bool rk_auto_failover;
 extern bool rk_auto_rejoin;
 extern bool rk_remove_without_majority;
 extern char *rk_simulate_partition;
+extern char *rk_event_command;
+extern int	rk_event_timeout_ms;
 extern char *rk_peer_system_identifier;
 extern char *rk_sslmode;
 extern char *rk_sslrootcert;

@@ -429,6 +429,8 @@ rk_act_fence(RkView *v)
 		set_read_only(true);
 	}
 	rk_set_readiness("fenced: %s", v->why[0] ? v->why : "no majority");
+	rk_hook_event(v, "fenced", "fenced",
+				  v->deposed && strcmp(v->st.primary_name, v->self) != 0 ? v->st.primary_name : "");
 	return v->deposed ? RK_EV_DEPOSED : RK_EV_NONE;
 }
 
@@ -532,6 +534,7 @@ rk_act_take_over(RkView *v)
 	rk_journal(v, "take_over", v->self, "primary of term " UINT64_FORMAT "; synchronous_standby_names = '%s'",
 			   st.term, names);
 	snprintf(v->why, sizeof(v->why), "synchronous_standby_names = '%s'", names);
+	rk_hook_event(v, "promoted", "primary", v->self);
 
 	/* Tell the other nodes now rather than at the next round. */
 	rk_wake_worker();

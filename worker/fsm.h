@@ -140,6 +140,12 @@ extern void rk_journal(RkView *v, const char *kind, const char *node, const char
 extern void rk_journal_flush(RkWorkerContext *ctx);
 extern void rk_set_readiness(const char *fmt,...) pg_attribute_printf(1, 2);
 
+/* hooks.c */
+extern pid_t rk_fork_detached(int out_fd);
+extern void rk_hook_event(RkView *v, const char *event, const char *role, const char *primary);
+extern void rk_hooks_poll(RkView *v);
+extern void rk_hooks_note_primary(RkView *v);
+
 /* election.c */
 extern bool rk_manual_request_pending(RkWorkerContext *ctx);
 extern void rk_manual_answer(RkWorkerContext *ctx, bool ok, const char *result);

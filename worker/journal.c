@@ -12,11 +12,16 @@
 
 #include "access/xlog.h"
 #include "catalog/pg_type.h"
+#include "commands/async.h"
 #include "executor/spi.h"
 #include "utils/builtins.h"
+#include "utils/json.h"
 #include "utils/timestamp.h"
 
+#include "core/local.h"
 #include "worker/fsm.h"
+
+#define RK_NOTIFY_CHANNEL	"replication_kit"
 
 void
 rk_journal(RkView *v, const char *kind, const char *node, const char *fmt,...)
@@ -43,6 +48,32 @@ rk_journal(RkView *v, const char *kind, const char *node, const char *fmt,...)
 			(errmsg(RK_LOG_PREFIX "%s %s (term " UINT64_FORMAT "): %s", e->kind, e->node, e->term, e->detail)));
 }
 
+/*
+ * NOTIFY replication_kit with the entry as JSON, sent when the entry's
+ * transaction commits: a client that LISTENs on the primary (a pooler, a
+ * monitor) learns of the take-over, a rejoin, a hook's result.
+ */
+static void
+notify(RkJournalEntry *e)
+{
+	StringInfoData payload;
+
+	initStringInfo(&payload);
+	appendStringInfoString(&payload, "{\"kind\": ");
+	escape_json(&payload, e->kind);
+	appendStringInfoString(&payload, ", \"node\": ");
+	escape_json(&payload, e->node);
+	appendStringInfo(&payload, ", \"term\": " UINT64_FORMAT ", \"primary\": ", e->term);
+	escape_json(&payload, rk_self_name() ? rk_self_name() : "");
+	appendStringInfoString(&payload, ", \"at\": ");
+	escape_json(&payload, timestamptz_to_str(e->at));
+	appendStringInfoString(&payload, ", \"detail\": ");
+	escape_json(&payload, e->detail);
+	appendStringInfoChar(&payload, '}');
+	Async_Notify(RK_NOTIFY_CHANNEL, payload.data);
+	pfree(payload.data);
+}
+
 /* Write the journal into rk_events; only a primary that is not fenced can. */
 void
 rk_journal_flush(RkWorkerContext *ctx)
@@ -67,6 +98,7 @@ rk_journal_flush(RkWorkerContext *ctx)
 		SPI_execute_with_args(psprintf("INSERT INTO %s (at, term, kind, node_name, detail) VALUES ($1, $2, $3, $4, $5)",
 									   rk_table("rk_events")),
 							  5, types, vals, NULL, false, 0);
+		notify(e);
 	}
 	SPI_finish();
 	rk_xact_end(started);

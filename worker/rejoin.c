@@ -49,9 +49,6 @@
 #include "worker/fsm.h"
 #include "worker/worker.h"
 
-/* A forked helper closes every descriptor below this one it inherited. */
-#define RK_CHILD_MAX_FD 1024
-
 static int
 primary_index(RkView *v)
 {
@@ -93,8 +90,6 @@ spawn_helper(const char *source, const char *reclone, pid_t postmaster, char *er
 	char		script[MAXPGPATH];
 	char		pmpid[16];
 	char	   *logfile = server_log_path(postmaster);
-	sigset_t	all;
-	sigset_t	old;
 	pid_t		pid;
 
 	strlcpy(bindir, my_exec_path, sizeof(bindir));
@@ -108,54 +103,20 @@ spawn_helper(const char *source, const char *reclone, pid_t postmaster, char *er
 	}
 
 	/*
-	 * Until the child has its own session it is in this worker's process
-	 * group, and a shutdown of the server that the worker itself asks for
-	 * next signals that whole group (signal_child).  Fork with every signal
-	 * blocked; the child discards what reached it in that window (ignoring
-	 * a pending signal drops it) before it lets signals in again.
+	 * In a session of its own: the shutdown of the server that the worker
+	 * asks for next signals the worker's whole process group.
 	 */
-	sigfillset(&all);
-	sigprocmask(SIG_SETMASK, &all, &old);
-	fflush(NULL);
-	pid = fork();
+	pid = rk_fork_detached(-1);
 	if (pid < 0)
 	{
-		int			save_errno = errno;
-
-		sigprocmask(SIG_SETMASK, &old, NULL);
-		errno = save_errno;
 		snprintf(error, errlen, "could not fork: %m");
 		return false;
 	}
 	if (pid == 0)
 	{
-		int			devnull;
-
-		(void) setsid();
-		for (int sig = 1; sig < NSIG; sig++)
-		{
-			if (sig == SIGKILL || sig == SIGSTOP)
-				continue;
-			signal(sig, SIG_IGN);
-			signal(sig, SIG_DFL);
-		}
-		for (int fd = 3; fd < RK_CHILD_MAX_FD; fd++)
-			(void) close(fd);
-		devnull = open("/dev/null", O_RDWR);
-		if (devnull >= 0)
-		{
-			(void) dup2(devnull, 0);
-			(void) dup2(devnull, 1);
-			(void) dup2(devnull, 2);
-		}
-		sigemptyset(&all);
-		sigprocmask(SIG_SETMASK, &all, NULL);
-		/* Its libpq would prefer this over the password file. */
-		unsetenv("PGPASSWORD");
 		execl(script, "rk_rejoin", DataDir, bindir, source, pmpid, logfile, reclone, (char *) NULL);
 		_exit(127);
 	}
-	sigprocmask(SIG_SETMASK, &old, NULL);
 	return true;
 }
 

@@ -1153,6 +1153,8 @@ worker_round(RkState state, RkWorkerContext *ctx)
 	}
 
 	state = rk_fsm_dispatch(state, event, v);
+	rk_hooks_note_primary(v);
+	rk_hooks_poll(v);
 	if (!v->in_recovery && !RecoveryInProgress())
 		rk_journal_flush(ctx);
 
