@@ -62,6 +62,16 @@ rk_make_string_const(const char *str)
 #endif
 
 /*
+ * Before 15 a process that is not a client's backend signals the listeners
+ * of what it NOTIFY'd itself, after the commit; since 15 the commit does.
+ */
+#if PG_VERSION_NUM < 150000
+#define rk_notifies_committed() ProcessCompletedNotifies()
+#else
+#define rk_notifies_committed() ((void) 0)
+#endif
+
+/*
  * Shared memory is requested from shmem_request_hook since 15; before that
  * from _PG_init directly.
  */

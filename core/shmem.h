@@ -52,6 +52,7 @@ typedef struct RkPeer
 	char		voted_for[NAMEDATALEN]; /* its vote in `term`, if any */
 	long		silence_ms;		/* since its last contact with the primary */
 	bool		fenced;
+	bool		promoting;		/* in recovery, it names itself: it won its term and is being promoted */
 	bool		needs_secret;	/* it lacks the node role's secret */
 	int64		failover_timeout_ms;	/* its timing settings, as it last said (0: unknown) */
 	int64		lease_ms;

@@ -193,6 +193,9 @@ inline clear()
 /* the primary_name rk_peer_state answers: in recovery a node names itself
  * only as the winner being promoted */
 #define APNAME(j)     (rec[j] && ELECTED(j) -> j : (rec[j] && pname[j] == j -> NONE : pname[j]))
+/* ... and what the other consumers of the answer take from it (worker.c's
+ * probe, fence at start): a winner being promoted names no primary yet */
+#define NAMED(j)      (rec[j] && APNAME(j) == j -> NONE : APNAME(j))
 /* rk_acknowledges_commits(): the guard would let a commit through */
 #define ACKS(i)       (up[i] && !rec[i] && !kitless[i] && !fenced[i] && ELECTED(i) && lease[i] > 0)
 /* can acknowledge a commit at this instant (a node without the kit has no guard) */
@@ -706,14 +709,14 @@ inline primary_event(pe_i)
 				peer_state_call(pe_i, h_j);
 				if
 				:: term[h_j] > term[pe_i] &&
-				   (!rec[h_j] || (APNAME(h_j) != NONE && APNAME(h_j) != pe_i) ||
+				   (!rec[h_j] || (NAMED(h_j) != NONE && NAMED(h_j) != pe_i) ||
 				    (VFOR(h_j) != NONE && VFOR(h_j) != pe_i)) -> h_dep = 1;
 #ifdef FIX_DEPOSAL
 					/* the newest term seen, and the primary that peer names */
 					if
 					:: term[h_j] > h_t ->
 						h_t = term[h_j];
-						h_p = (!rec[h_j] -> h_j : APNAME(h_j))
+						h_p = (!rec[h_j] -> h_j : NAMED(h_j))
 					:: else -> skip
 					fi
 #endif
@@ -724,7 +727,7 @@ inline primary_event(pe_i)
 				:: else -> skip
 				fi;
 				if
-				:: rec[h_j] && APNAME(h_j) == pe_i -> h_sup++
+				:: rec[h_j] && NAMED(h_j) == pe_i -> h_sup++
 				:: else -> skip
 				fi
 			:: else -> skip
@@ -893,9 +896,9 @@ inline start(s_i, s_fullstart)
 					if
 					/* a node out of recovery counts only if it is not fenced (12551f2) */
 					:: h_got && term[h_j] > term[s_i] &&
-					   ((!rec[h_j] && !fenced[h_j]) || (APNAME(h_j) != NONE && APNAME(h_j) != s_i)) -> h_new = h_j
-					:: h_got && !(term[h_j] > term[s_i] && ((!rec[h_j] && !fenced[h_j]) || (APNAME(h_j) != NONE && APNAME(h_j) != s_i))) &&
-					   ELECTED(s_i) && rec[h_j] && term[h_j] == term[s_i] && APNAME(h_j) == s_i -> h_sup++
+					   ((!rec[h_j] && !fenced[h_j]) || (NAMED(h_j) != NONE && NAMED(h_j) != s_i)) -> h_new = h_j
+					:: h_got && !(term[h_j] > term[s_i] && ((!rec[h_j] && !fenced[h_j]) || (NAMED(h_j) != NONE && NAMED(h_j) != s_i))) &&
+					   ELECTED(s_i) && rec[h_j] && term[h_j] == term[s_i] && NAMED(h_j) == s_i -> h_sup++
 					:: else -> skip
 					fi
 				:: else -> skip
@@ -923,7 +926,7 @@ inline start(s_i, s_fullstart)
 			if
 			:: h_p != NONE -> upst[s_i] = h_p; rjp[s_i] = 1
 			:: h_p == NONE && h_new != NONE -> rjp[s_i] = 1;
-				h_p = (APNAME(h_new) != NONE && rec[h_new] -> APNAME(h_new) : h_new);
+				h_p = (NAMED(h_new) != NONE && rec[h_new] -> NAMED(h_new) : h_new);
 				upst[s_i] = h_p; term[s_i] = term[h_new]; pname[s_i] = h_p
 			:: else -> pname[s_i] = NONE; upst[s_i] = NONE
 			fi;

@@ -26,8 +26,9 @@ print $fh <<"EOS";
 printf '[%s] ' "\$@" >> '$tmp/events.'"\$2"
 echo >> '$tmp/events.'"\$2"
 case "\$1" in
-promoted) sleep 2.5; echo "moved the address to \$2"; exit 7 ;;
-following) sleep 600 ;;
+promoted) touch '$tmp/promoted.running'; sleep 2.5; rm '$tmp/promoted.running'
+  echo "moved the address to \$2"; exit 7 ;;
+following) [ "\$4" = 2 ] && echo \$\$ \$(ps -o sid= -p \$\$) > '$tmp/following.pid'; sleep 600 ;;
 esac
 exit 0
 EOS
@@ -53,7 +54,7 @@ my $connstr = write_connstr(@all) =~ s/connect_timeout=2/connect_timeout=1/r;
 my $listen_out = "$tmp/listen.out";
 my $listener = IPC::Run::start(['bash', '-c', <<"EOS"]);
 while [ ! -f '$tmp/stop_listen' ]; do
-  printf 'LISTEN replication_kit;\\nSELECT pg_sleep(1);\\n' | cat - <(for i in \$(seq 60); do echo 'SELECT pg_sleep(0.5);'; [ -f '$tmp/stop_listen' ] && break; done) \\
+  printf 'LISTEN replication_kit;\\nSELECT pg_sleep(1);\\n' | cat - <(for i in \$(seq 60); do echo 'SELECT pg_sleep(0.5);'; [ -f '$tmp/stop_listen' ] && break; done 2>/dev/null) \\
     | psql -X -q -d "$connstr" >> '$listen_out' 2>/dev/null
   sleep 0.1
 done
@@ -74,21 +75,31 @@ ok(wait_until(sub { -f "$tmp/events.$n" && slurp_file("$tmp/events.$n") =~ /\[pr
 ok(wait_until(sub { -f "$tmp/events.$o" && slurp_file("$tmp/events.$o") =~ /\[following\] \[$o\] \[standby\] \[2\] \[$n\]/ }, 30),
 	"$o ran event_command with: following $o standby 2 $n");
 
-# The slow hook did not hold anything up: the writer is back before it ended.
+# The slow command holds nothing up: while it runs, the new primary's
+# worker goes on probing (the other node's last contact moves on).
+ok(wait_until(sub { -f "$tmp/promoted.running" }, 30), "${n}'s command for promoted runs");
+my $contact = "SELECT last_contact FROM rk_peer_view() WHERE node_name = '$o'";
+my $c0 = $new->safe_psql('postgres', $contact);
+ok(wait_until(sub {
+	-f "$tmp/promoted.running"
+	  && $new->safe_psql('postgres', "SELECT ($contact) > '$c0'::timestamptz") eq 't' }, 10),
+	"${n}'s worker probes $o again while its command still runs");
 my $before = $new->safe_psql('postgres', 'SELECT count(*) FROM writes');
 $new->poll_query_until('postgres', "SELECT count(*) > $before + 10 FROM writes")
   or die 'writes did not resume on the new primary';
 
 ok(poll_ok($new, "SELECT EXISTS (SELECT 1 FROM rk_events WHERE kind = 'hook' AND node_name = '$n' "
-	  . "AND detail ~ '^promoted: event_command exited with status 7 after [0-9]+ ms; output: moved the address to $n')", 30),
+	  . "AND detail ~ '^promoted in term 2: event_command exited with status 7 after [0-9]+ ms; output: moved the address to $n')", 30),
 	'its exit status and output are in rk_events');
-ok(wait_until(sub { slurp_file($other->logfile) =~ /following: event_command killed after event_timeout \(3000 ms\)/ }, 30),
+ok(wait_until(sub { slurp_file($other->logfile) =~ /following in term 2: event_command killed after event_timeout \(3000 ms\)/ }, 30),
 	"$o killed its hanging command after event_timeout");
-ok(wait_until(sub { system('pgrep', '-x', '-f', 'sleep 600') != 0 }, 10),
-	'the killed command and what it started are gone');
+my ($hung, $session) = split ' ', slurp_file("$tmp/following.pid");
+ok($hung =~ /^\d+$/ && wait_until(sub { !kill(0, $hung) }, 10), "the killed command ($hung) is gone");
+ok($session =~ /^\d+$/ && wait_until(sub { system('pgrep', '-s', $session) != 0 }, 10),
+	"and so is what it started (session $session)");
 
 ok(wait_until(sub {
-	-f $listen_out && slurp_file($listen_out) =~ /"replication_kit" with payload "\{"kind": "hook", "node": "$n", "term": 2, "primary": "$n", "at": "[^"]+", "detail": "promoted: event_command exited with status 7/ }, 30),
+	-f $listen_out && slurp_file($listen_out) =~ /"replication_kit" with payload "\{"kind": "hook", "node": "$n", "term": 2, "primary": "$n", "at": "[^"]+", "detail": "promoted in term 2: event_command exited with status 7/ }, 30),
 	'a client LISTENing on the new primary got the hook\'s event as JSON')
   or diag(-f $listen_out ? slurp_file($listen_out) : 'no listener output');
 

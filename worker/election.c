@@ -174,35 +174,39 @@ sync_members_needed(RkView *v, int *listed)
  * (rk_peer_state).  A term of this node's own would depose it just as it
  * takes over, and it refuses the vote anyway (judge_vote): wait for it,
  * however slow its promotion (WAL to replay under load), for as long as it
- * answers so, but no longer than pg_promote() waits plus failover_timeout.
+ * answers so without a break, but no longer than pg_promote() waits plus
+ * failover_timeout in all, whatever terms it wins meanwhile: a node whose
+ * promotion never ends must not hold the others up for ever.
  */
 static bool
 promotion_elsewhere(RkView *v, char *reason, size_t reasonlen)
 {
 	RkWorkerContext *ctx = v->ctx;
+	bool		wait = false;
 
-	for (int i = 0; i < v->npeers; i++)
+	for (int i = 0; i < v->npeers && i < RK_MAX_NODES; i++)
 	{
 		RkPeer	   *p = &v->peers[i];
 		int64		waited;
 
-		if (p->is_self || !p->reachable || !p->in_recovery || p->term < v->st.term ||
-			strcmp(p->primary_name, p->name) != 0)
-			continue;
-		if (strcmp(ctx->promoting_node, p->name) != 0 || ctx->promoting_term != p->term)
+		if (p->is_self || !p->reachable || !p->promoting || p->term < v->st.term)
 		{
-			strlcpy(ctx->promoting_node, p->name, NAMEDATALEN);
-			ctx->promoting_term = p->term;
-			ctx->promoting_since = v->mono;
+			ctx->promoting_since[i] = 0;
+			continue;
 		}
-		waited = v->mono - ctx->promoting_since;
-		if (waited >= RK_PROMOTE_WAIT_SECS * 1000L + rk_failover_timeout_ms)
+		if (ctx->promoting_since[i] == 0 || strcmp(ctx->promoting_node[i], p->name) != 0)
+		{
+			strlcpy(ctx->promoting_node[i], p->name, NAMEDATALEN);
+			ctx->promoting_since[i] = v->mono;
+		}
+		waited = v->mono - ctx->promoting_since[i];
+		if (wait || waited >= RK_PROMOTE_WAIT_SECS * 1000L + rk_failover_timeout_ms)
 			continue;
 		snprintf(reason, reasonlen, "%s won term " UINT64_FORMAT " and has been taking over for %ld ms",
 				 p->name, p->term, (long) waited);
-		return true;
+		wait = true;
 	}
-	return false;
+	return wait;
 }
 
 /*

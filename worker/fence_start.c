@@ -86,7 +86,14 @@ ask_peers(const RkNodeState *st, RkStateAnswer *ans, bool *answered, int timeout
 	}
 	rk_calls_run(calls, ncalls, timeout_ms);
 	for (int c = 0; c < ncalls; c++)
-		answered[calls[c].peer_index] = rk_answer_state(&calls[c], &ans[calls[c].peer_index]);
+	{
+		int			i = calls[c].peer_index;
+
+		answered[i] = rk_answer_state(&calls[c], &ans[i]);
+		/* A winner still being promoted names itself: no primary to follow yet. */
+		if (answered[i] && ans[i].in_recovery && strcmp(ans[i].primary_name, st->peer_name[i]) == 0)
+			ans[i].primary_name[0] = '\0';
+	}
 	rk_calls_clear(calls, ncalls);
 }
 

@@ -441,6 +441,7 @@ rk_act_unfence(RkView *v)
 	if (pg_atomic_read_u32(&rk_shared->fenced))
 		return RK_EV_NONE;
 	rk_grant_lease(v, v->mono);
+	rk_hook_event(v, "unfenced", "primary", v->self);
 	return RK_EV_NONE;
 }
 

@@ -65,10 +65,12 @@ typedef struct RkWorkerContext
 	bool		promoted_here;	/* this worker called pg_promote() since the node was last in recovery */
 	int64		rejoin_silent_since;	/* the primary a rejoin waits for stopped answering (monotonic ms) */
 
-	/* Another node that answers as the winner being promoted (rk_quorum_ready). */
-	char		promoting_node[NAMEDATALEN];
-	uint64		promoting_term;
-	int64		promoting_since;	/* first seen so (monotonic ms) */
+	/*
+	 * Since when each node (by registry index) has answered without a break
+	 * as the winner being promoted (rk_quorum_ready), monotonic ms; 0: not.
+	 */
+	char		promoting_node[RK_MAX_NODES][NAMEDATALEN];
+	int64		promoting_since[RK_MAX_NODES];
 
 	/* A standby whose WAL receiver cannot log in (fetch_credentials). */
 	int64		not_streaming_since;	/* monotonic ms, 0 while it streams */

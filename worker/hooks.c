@@ -22,13 +22,20 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include "common/file_perm.h"
 #include "core/clock.h"
 #include "core/settings.h"
 #include "worker/fsm.h"
 
-#define RK_CHILD_MAX_FD		1024
+#define RK_CHILD_MAX_FD		65536	/* a child closes what it inherited below this */
 #define RK_HOOK_QUEUE		8	/* events waiting while one command runs */
 #define RK_HOOK_OUTPUT		400 /* bytes of its output kept for rk_events */
+/*
+ * Its output goes to a file in PGDATA, not a pipe: a command that outlives
+ * this worker (the server shutting down for a rejoin) must not die of
+ * SIGPIPE halfway through moving an address.
+ */
+#define RK_HOOK_OUTPUT_FILE	"replication_kit.event_command.out"
 
 typedef struct RkHookEvent
 {
@@ -43,10 +50,7 @@ static RkHookEvent queue[RK_HOOK_QUEUE];
 static int	queued = 0;
 static RkHookEvent running;
 static pid_t running_pid = 0;
-static int	running_out = -1;
 static int64 running_since;
-static char output[RK_HOOK_OUTPUT + 1];
-static int	output_len;
 
 /*
  * Fork a child in a session of its own: a shutdown of the server signals
@@ -101,7 +105,7 @@ rk_fork_detached(int out_fd)
 		(void) dup2(out_fd, 1);
 		(void) dup2(out_fd, 2);
 	}
-	for (int fd = 3; fd < RK_CHILD_MAX_FD; fd++)
+	for (int fd = 3; fd < Min(RK_CHILD_MAX_FD, sysconf(_SC_OPEN_MAX)); fd++)
 		(void) close(fd);
 	sigemptyset(&all);
 	sigprocmask(SIG_SETMASK, &all, NULL);
@@ -113,7 +117,7 @@ rk_fork_detached(int out_fd)
 static bool
 start_next(RkView *v)
 {
-	int			pipefd[2];
+	int			out;
 	char		term_s[32];
 	char	   *script;
 
@@ -121,73 +125,78 @@ start_next(RkView *v)
 	queued--;
 	memmove(&queue[0], &queue[1], sizeof(RkHookEvent) * queued);
 
-	if (pipe(pipefd) != 0)
+	out = open(RK_HOOK_OUTPUT_FILE, O_WRONLY | O_CREAT | O_TRUNC | PG_BINARY, pg_file_create_mode);
+	if (out < 0)
 	{
-		rk_journal(v, "hook_failed", v->self, "%s: could not make a pipe: %m", running.event);
+		rk_journal(v, "hook_failed", v->self, "%s in term " UINT64_FORMAT ": could not open %s: %m",
+				   running.event, running.term, RK_HOOK_OUTPUT_FILE);
 		return false;
 	}
 	snprintf(term_s, sizeof(term_s), UINT64_FORMAT, running.term);
 	/* The arguments follow the command as "$@": values, not shell text. */
 	script = psprintf("%s \"$@\"", rk_event_command);
-	running_pid = rk_fork_detached(pipefd[1]);
+	running_pid = rk_fork_detached(out);
 	if (running_pid == 0)
 	{
 		execl("/bin/sh", "sh", "-c", script, "replication_kit", running.event, v->self,
 			  running.role, term_s, running.primary, (char *) NULL);
 		_exit(127);
 	}
-	close(pipefd[1]);
+	close(out);
 	pfree(script);
 	if (running_pid < 0)
 	{
-		close(pipefd[0]);
 		running_pid = 0;
-		rk_journal(v, "hook_failed", v->self, "%s: could not fork: %m", running.event);
+		rk_journal(v, "hook_failed", v->self, "%s in term " UINT64_FORMAT ": could not fork: %m",
+				   running.event, running.term);
 		return false;
 	}
-	(void) fcntl(pipefd[0], F_SETFL, O_NONBLOCK);
-	running_out = pipefd[0];
 	running_since = rk_monotonic_ms();
-	output_len = 0;
 	return true;
 }
 
-/* Keep the start of what the command printed; read the rest away. */
-static void
-drain_output(void)
+/*
+ * The start of what the command printed, one line of printable ASCII: it
+ * goes into the log, rk_events and a NOTIFY payload.
+ */
+static char *
+read_output(void)
 {
-	char		buf[512];
-	ssize_t		n;
+	char	   *buf = palloc0(RK_HOOK_OUTPUT + 1);
+	int			fd = open(RK_HOOK_OUTPUT_FILE, O_RDONLY | PG_BINARY, 0);
+	ssize_t		n = fd >= 0 ? read(fd, buf, RK_HOOK_OUTPUT) : 0;
 
-	while ((n = read(running_out, buf, sizeof(buf))) > 0)
-	{
-		int			keep = Min((int) n, RK_HOOK_OUTPUT - output_len);
-
-		memcpy(output + output_len, buf, keep);
-		output_len += keep;
-	}
+	if (fd >= 0)
+		close(fd);
+	buf[Max(n, 0)] = '\0';
+	for (char *c = buf; *c; c++)
+		if ((unsigned char) *c < 0x20 || (unsigned char) *c > 0x7e)
+			*c = (*c == '\n' || *c == '\t' || *c == '\r') ? ' ' : '?';
+	return buf;
 }
 
 /* The running command ended (or was killed): journal how, and forget it. */
 static void
-finish(RkView *v, int status, bool timed_out)
+finish(RkView *v, pid_t r, int status, bool timed_out)
 {
-	drain_output();
-	close(running_out);
-	running_out = -1;
-	output[output_len] = '\0';
-	for (int i = 0; i < output_len; i++)
-		if (output[i] == '\n' || output[i] == '\r' || output[i] == '\t')
-			output[i] = ' ';
+	int			wait_errno = errno;
+	char	   *output = read_output();
+	long		ran_ms = (long) (rk_monotonic_ms() - running_since);
+
+	errno = wait_errno;
+
 	if (timed_out)
-		rk_journal(v, "hook", v->self, "%s: event_command killed after event_timeout (%d ms); output: %s",
-				   running.event, rk_event_timeout_ms, output);
+		rk_journal(v, "hook", v->self, "%s in term " UINT64_FORMAT ": event_command killed after event_timeout (%d ms); output: %s",
+				   running.event, running.term, rk_event_timeout_ms, output);
+	else if (r < 0)
+		rk_journal(v, "hook", v->self, "%s in term " UINT64_FORMAT ": event_command ended after %ld ms, status unknown (waitpid: %m); output: %s",
+				   running.event, running.term, ran_ms, output);
 	else if (WIFEXITED(status))
-		rk_journal(v, "hook", v->self, "%s: event_command exited with status %d after %ld ms; output: %s",
-				   running.event, WEXITSTATUS(status), (long) (rk_monotonic_ms() - running_since), output);
+		rk_journal(v, "hook", v->self, "%s in term " UINT64_FORMAT ": event_command exited with status %d after %ld ms; output: %s",
+				   running.event, running.term, WEXITSTATUS(status), ran_ms, output);
 	else
-		rk_journal(v, "hook", v->self, "%s: event_command ended by signal %d; output: %s",
-				   running.event, WIFSIGNALED(status) ? WTERMSIG(status) : 0, output);
+		rk_journal(v, "hook", v->self, "%s in term " UINT64_FORMAT ": event_command ended by signal %d after %ld ms; output: %s",
+				   running.event, running.term, WIFSIGNALED(status) ? WTERMSIG(status) : 0, ran_ms, output);
 	running_pid = 0;
 }
 
@@ -204,8 +213,8 @@ rk_hooks_poll(RkView *v)
 		{
 			int			status = 0;
 			pid_t		r;
+			bool		timed_out = false;
 
-			drain_output();
 			r = waitpid(running_pid, &status, WNOHANG);
 			if (r == 0 && rk_monotonic_ms() - running_since < rk_event_timeout_ms)
 				return;
@@ -214,8 +223,9 @@ rk_hooks_poll(RkView *v)
 				/* Its whole session: the shell and whatever it started. */
 				(void) kill(-running_pid, SIGKILL);
 				(void) waitpid(running_pid, &status, 0);
+				timed_out = true;
 			}
-			finish(v, status, r == 0);
+			finish(v, r, status, timed_out);
 		}
 		if (queued == 0)
 			return;
@@ -258,8 +268,8 @@ rk_hook_event(RkView *v, const char *event, const char *role, const char *primar
 		return;
 	if (queued == RK_HOOK_QUEUE)
 	{
-		rk_journal(v, "hook_failed", v->self, "%s: %d events wait for event_command already; the oldest is dropped",
-				   event, RK_HOOK_QUEUE);
+		rk_journal(v, "hook_failed", v->self, "%s: %d events wait for event_command already; the oldest (%s in term " UINT64_FORMAT ") is dropped",
+				   event, RK_HOOK_QUEUE, queue[0].event, queue[0].term);
 		memmove(&queue[0], &queue[1], sizeof(RkHookEvent) * (RK_HOOK_QUEUE - 1));
 		queued--;
 	}

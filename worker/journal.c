@@ -10,6 +10,7 @@
  */
 #include "postgres.h"
 
+#include "access/xact.h"
 #include "access/xlog.h"
 #include "catalog/pg_type.h"
 #include "commands/async.h"
@@ -18,10 +19,12 @@
 #include "utils/json.h"
 #include "utils/timestamp.h"
 
+#include "core/compat.h"
 #include "core/local.h"
 #include "worker/fsm.h"
 
 #define RK_NOTIFY_CHANNEL	"replication_kit"
+#define RK_NOTIFY_LOCK_TIMEOUT_MS	200	/* the most the worker waits for the notify lock */
 
 void
 rk_journal(RkView *v, const char *kind, const char *node, const char *fmt,...)
@@ -74,6 +77,48 @@ notify(RkJournalEntry *e)
 	pfree(payload.data);
 }
 
+/*
+ * The NOTIFYs of the entries just written, in a transaction of their own.
+ * Their commit takes the database's notify lock, which a client's
+ * transaction that NOTIFY'd holds while it waits for a synchronous standby:
+ * the worker waits at most RK_NOTIFY_LOCK_TIMEOUT for it, and a NOTIFY that
+ * cannot be sent (that, or a full queue) is logged and dropped, never an
+ * error that stops the worker's rounds.  rk_events has the entries anyway.
+ */
+static void
+send_notifies(RkWorkerContext *ctx)
+{
+	MemoryContext cxt = CurrentMemoryContext;
+
+	PG_TRY();
+	{
+		bool		started = rk_xact_begin();
+
+		SPI_connect();
+		SPI_execute("SET LOCAL lock_timeout = " CppAsString2(RK_NOTIFY_LOCK_TIMEOUT_MS), false, 0);
+		SPI_finish();
+		for (int i = 0; i < ctx->journal_len; i++)
+			notify(&ctx->journal[i]);
+		rk_xact_end(started);
+		rk_notifies_committed();
+	}
+	PG_CATCH();
+	{
+		ErrorData  *edata;
+
+		MemoryContextSwitchTo(cxt);
+		edata = CopyErrorData();
+		FlushErrorState();
+		AbortCurrentTransaction();
+		MemoryContextSwitchTo(cxt);
+		ereport(LOG,
+				(errmsg(RK_LOG_PREFIX "NOTIFY replication_kit of %d events not sent: %s",
+						ctx->journal_len, edata->message)));
+		FreeErrorData(edata);
+	}
+	PG_END_TRY();
+}
+
 /* Write the journal into rk_events; only a primary that is not fenced can. */
 void
 rk_journal_flush(RkWorkerContext *ctx)
@@ -98,10 +143,11 @@ rk_journal_flush(RkWorkerContext *ctx)
 		SPI_execute_with_args(psprintf("INSERT INTO %s (at, term, kind, node_name, detail) VALUES ($1, $2, $3, $4, $5)",
 									   rk_table("rk_events")),
 							  5, types, vals, NULL, false, 0);
-		notify(e);
 	}
 	SPI_finish();
 	rk_xact_end(started);
+	if (started)
+		send_notifies(ctx);
 	ctx->journal_len = 0;
 }
 

@@ -634,7 +634,13 @@ probe_peers(RkView *v, bool renew)
 		p->own_timeline = a.own_timeline;
 		p->lsn = a.lsn;
 		p->term = a.term;
-		strlcpy(p->primary_name, a.primary_name, NAMEDATALEN);
+		/*
+		 * A winner being promoted names itself.  It is no primary to follow
+		 * or rewind from yet, and it may still lose the term: only the
+		 * pre-vote's wait (promotion_elsewhere) uses that.
+		 */
+		p->promoting = a.in_recovery && strcmp(a.primary_name, p->name) == 0;
+		strlcpy(p->primary_name, p->promoting ? "" : a.primary_name, NAMEDATALEN);
 		strlcpy(p->voted_for, a.voted_for, NAMEDATALEN);
 		p->silence_ms = a.silence_ms;
 		p->fenced = a.fenced;
