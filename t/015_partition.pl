@@ -30,7 +30,8 @@ $primary->poll_query_until('postgres', 'SELECT count(*) > 20 FROM writes') or di
 # synchronous_commit = local (no standby needed), a row every 10 ms stamped
 # with the server's clock, until the fence refuses a commit.
 my ($cut_at, $err, $last_local) = cut_off_committing($primary, $pgslave, $pgasync);
-like($err, qr/has not heard from a majority/, 'the cut-off primary stops committing by itself');
+like($err, qr/has not heard from a majority|is not acknowledged: this primary lost its lease/,
+	'the cut-off primary stops committing by itself');
 
 my $new = wait_for_primary(60, $pgslave, $pgasync);
 ok(defined $new, 'the standbys elected a new primary') or die;

@@ -270,10 +270,20 @@ sub cut_off_committing
 	my $cut_at = time;
 	partition($_, 'pgmaster') for ($pgslave, $pgasync);
 	partition($primary, 'pgslave,pgasyncslave');
+	my $log_offset = -s $primary->logfile;
 	my ($ok, $out, $err) = psql_ok($primary,
 		'SET synchronous_commit = local; DO $$ BEGIN LOOP '
 		  . 'INSERT INTO local_writes (at) VALUES (clock_timestamp()); COMMIT; PERFORM pg_sleep(0.01); '
 		  . 'END LOOP; END $$', timeout => 120);
+	# The lease may run out while a commit is under way, after its check at
+	# PRE_COMMIT: the guard then closes the session rather than acknowledge
+	# it, and says why in the server log only.
+	if ($err =~ /server closed the connection/
+		&& substr(slurp_file($primary->logfile), $log_offset) =~
+		/(the commit at \S+ is not acknowledged: this primary lost its lease[^\n]*)/)
+	{
+		$err = $1;
+	}
 	my $last = $primary->safe_psql('postgres', 'SELECT extract(epoch FROM max(at)) FROM local_writes');
 	return ($cut_at, $err, $last);
 }
