@@ -28,6 +28,7 @@ OBJS = \
 	extension/checks.o \
 	extension/failover.o \
 	extension/hba.o \
+	extension/maintenance.o \
 	extension/module.o \
 	extension/peer_api.o \
 	extension/setup.o \
@@ -39,6 +40,7 @@ OBJS = \
 	worker/follow.o \
 	worker/hooks.o \
 	worker/journal.o \
+	worker/pause.o \
 	worker/fsm.o \
 	worker/rejoin.o \
 	worker/worker.o
@@ -49,7 +51,8 @@ DATA = extension/replication_kit--1.0.sql extension/replication_kit--1.1.sql \
 	extension/replication_kit--1.1--1.2.sql extension/replication_kit--1.3.sql \
 	extension/replication_kit--1.2--1.3.sql extension/replication_kit--1.4.sql \
 	extension/replication_kit--1.3--1.4.sql extension/replication_kit--1.5.sql \
-	extension/replication_kit--1.4--1.5.sql
+	extension/replication_kit--1.4--1.5.sql extension/replication_kit--1.6.sql \
+	extension/replication_kit--1.5--1.6.sql
 SCRIPTS = worker/rk_rejoin
 PGFILEDESC = "replication_kit - streaming replication setup and automatic failover"
 

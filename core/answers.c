@@ -141,6 +141,7 @@ rk_answer_state(RkCall *c, RkStateAnswer *a)
 	uint64		tli,
 				silence,
 				own_tli = 0;
+	bool		paused = false;
 
 	memset(a, 0, sizeof(*a));
 	return answered(c) &&
@@ -162,6 +163,9 @@ rk_answer_state(RkCall *c, RkStateAnswer *a)
 		(column(c, "lease_ms") == NULL || get_uint(c, "lease_ms", RK_TIMING_MAX_MS, &a->lease_ms)) &&
 		(column(c, "own_timeline") == NULL || get_uint(c, "own_timeline", PG_UINT32_MAX, &own_tli)) &&
 		((a->own_timeline = (TimeLineID) own_tli), true) &&
+		(column(c, "paused") == NULL ? ((a->pause_state = -1), true) :
+		 (get_bool(c, "paused", &paused) && ((a->pause_state = paused ? 1 : 0), true))) &&
+		(column(c, "pause_id") == NULL || get_uint(c, "pause_id", PG_INT64_MAX, &a->pause_id)) &&
 		(a->failover_timeout_ms == 0 || a->failover_timeout_ms >= RK_FAILOVER_TIMEOUT_MIN_MS ||
 		 malformed(c, "failover_timeout_ms"));
 }

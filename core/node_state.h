@@ -41,6 +41,13 @@ typedef struct RkNodeState
 	XLogRecPtr	unelected_fork;
 
 	/*
+	 * The registry's pause (rk_pause) this node was told to end while the
+	 * primary could not clear it (rk_resume on a standby): a pause_id up to
+	 * this one no longer holds here, and this node, once primary, clears it.
+	 */
+	uint64		resumed_pause;
+
+	/*
 	 * The other nodes, as the registry last listed them: the postmaster
 	 * asks them, before it accepts a connection, whether a newer term has
 	 * another primary (the fence at start).

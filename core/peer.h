@@ -82,6 +82,8 @@ typedef struct RkStateAnswer
 	uint64		lease_ms;		/* how long its lease runs as a primary */
 	TimeLineID	own_timeline;	/* the timeline it is on (`timeline` may be the parent
 								 * of its own unelected one); 0 from an older library */
+	int			pause_state;	/* 1 paused, 0 not, -1 from an older library */
+	uint64		pause_id;
 } RkStateAnswer;
 
 /* Why a vote was refused: a fixed vocabulary, sent as text. */

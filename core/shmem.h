@@ -38,6 +38,7 @@ typedef struct RkPeer
 	bool		registry_primary;	/* the registry names it the primary */
 	bool		sync;			/* member of the synchronous list */
 	bool		joined;			/* has streamed once: counts for a majority */
+	int			priority;		/* failover priority: ties in WAL; 0: never automatically */
 
 	/* Last probe of this peer (unused for the node itself). */
 	bool		reachable;
@@ -56,6 +57,8 @@ typedef struct RkPeer
 	bool		needs_secret;	/* it lacks the node role's secret */
 	int64		failover_timeout_ms;	/* its timing settings, as it last said (0: unknown) */
 	int64		lease_ms;
+	int			pause_state;	/* the pause as it judges it: 1 paused, 0 not, -1 it did not say */
+	uint64		pause_id;		/* the newest pause its registry knows */
 	char		error[RK_REASON_LEN];
 } RkPeer;
 
@@ -85,6 +88,10 @@ typedef struct RkShared
 	/* What the worker is doing, for rk_status. */
 	char		worker_state[32];
 	char		readiness[RK_REASON_LEN];
+
+	/* The maintenance pause as this node's worker last judged it (rk_peer_state says it). */
+	bool		paused;
+	uint64		pause_id;
 
 	/*
 	 * Last contact with the primary: a probe that reached it, WAL from it,

@@ -79,6 +79,8 @@ rk_state_read(RkNodeState *state)
 			strlcpy(state->repl_role, value, NAMEDATALEN);
 		else if (strcmp(key, "schema") == 0)
 			strlcpy(state->schema, value, NAMEDATALEN);
+		else if (strcmp(key, "resumed_pause") == 0)
+			state->resumed_pause = strtoull(value, NULL, 10);
 		else if (strcmp(key, "unelected") == 0)
 		{
 			unsigned int tli,
@@ -189,6 +191,8 @@ rk_state_write(const RkNodeState *state)
 	if (state->unelected_tli != 0)
 		appendStringInfo(&buf, "unelected = %u %X/%X\n",
 						 state->unelected_tli, LSN_FORMAT_ARGS(state->unelected_fork));
+	if (state->resumed_pause != 0)
+		appendStringInfo(&buf, "resumed_pause = " UINT64_FORMAT "\n", state->resumed_pause);
 	for (int i = 0; i < state->npeers; i++)
 		appendStringInfo(&buf, "peer = %s %s %d\n",
 						 state->peer_name[i], state->peer_host[i], state->peer_port[i]);

@@ -70,6 +70,7 @@ PG_FUNCTION_INFO_V1(rk_peer_fence);
 PG_FUNCTION_INFO_V1(rk_peer_secret);
 PG_FUNCTION_INFO_V1(rk_peer_credentials);
 PG_FUNCTION_INFO_V1(rk_peer_failover);
+PG_FUNCTION_INFO_V1(rk_peer_resume);
 
 
 /* Is this connection safe from the network: TLS, or a local socket? */
@@ -236,8 +237,10 @@ rk_peer_state(PG_FUNCTION_ARGS)
 	bool		caller_is_primary = PG_ARGISNULL(2) ? false : PG_GETARG_BOOL(2);
 	uint64		caller_term;
 	TupleDesc	tupdesc;
-	Datum		values[13];
-	bool		nulls[13] = {0};
+	Datum		values[15];
+	bool		nulls[15] = {0};
+	bool		paused;
+	uint64		pause_id;
 	char	   *name;
 	const char *primary;
 	bool		in_recovery = RecoveryInProgress();
@@ -285,6 +288,8 @@ rk_peer_state(PG_FUNCTION_ARGS)
 		}
 	}
 	seen_ms = rk_shared->last_seen_primary_ms;
+	paused = rk_shared->paused;
+	pause_id = rk_shared->pause_id;
 	LWLockRelease(rk_shared->lock);
 
 	values[0] = name ? CStringGetTextDatum(name) : (Datum) 0;
@@ -320,6 +325,9 @@ rk_peer_state(PG_FUNCTION_ARGS)
 	values[11] = Int64GetDatum(rk_effective_fence_ms());
 	/* From 1.5: the timeline it is on, which values[2] is not on its own unelected one. */
 	values[12] = Int32GetDatum((int32) rk_current_timeline());
+	/* From 1.6: the maintenance pause as this node judges it (worker/pause.c). */
+	values[13] = BoolGetDatum(paused);
+	values[14] = Int64GetDatum((int64) pause_id);
 	PG_RETURN_DATUM(HeapTupleGetDatum(heap_form_tuple(tupdesc, values, nulls)));
 }
 
@@ -831,4 +839,58 @@ rk_peer_credentials(PG_FUNCTION_ARGS)
 		memset(password, 0, strlen(password));
 	}
 	PG_RETURN_DATUM(HeapTupleGetDatum(heap_form_tuple(BlessTupleDesc(tupdesc), values, nulls)));
+}
+
+/*
+ * rk_peer_resume(caller, pause_id): another node's rk_resume() of the
+ * registry's pause `pause_id`, made while the primary could not clear it.
+ * Only a pause this node knows of (its registry copy names it or a later
+ * one) is ended, and only here: in the state file, fsynced, before the
+ * answer.  A primary's worker then clears it in the registry.  Returns
+ * whether it was news.
+ */
+Datum
+rk_peer_resume(PG_FUNCTION_ARGS)
+{
+	char	   *caller = PG_ARGISNULL(0) ? NULL : text_to_cstring(PG_GETARG_TEXT_PP(0));
+	int64		pause_id = PG_ARGISNULL(1) ? 0 : PG_GETARG_INT64(1);
+	Oid			save_user;
+	int			save_sec;
+	char	   *known;
+	bool		news = false;
+
+	if (caller == NULL || PG_ARGISNULL(1))
+		ereport(ERROR,
+				(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
+				 errmsg("rk_peer_resume arguments must not be null")));
+	require_peer("rk_peer_resume", caller);
+	if (!rk_extension_at_least("1.6"))
+		ereport(ERROR,
+				(errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
+				 errmsg("this node's replication_kit extension predates pauses")));
+	kit_authority_begin(&save_user, &save_sec);
+	known = rk_query_value(psprintf("SELECT pause_id FROM %s", rk_table("rk_cluster")), 0, NULL, NULL);
+	SetUserIdAndSecContext(save_user, save_sec);
+	if (pause_id <= 0 || known == NULL || pause_id > strtoll(known, NULL, 10))
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("pause " INT64_FORMAT " is not known here", pause_id),
+				 errdetail("This node's registry knows pauses up to %s.", known ? known : "none")));
+
+	LWLockAcquire(rk_shared->lock, LW_EXCLUSIVE);
+	if (rk_shared->state.resumed_pause < (uint64) pause_id)
+	{
+		RkNodeState st = rk_shared->state;
+
+		st.resumed_pause = (uint64) pause_id;
+		rk_state_save_locked(&st);
+		news = true;
+		if (rk_shared->worker_latch)
+			SetLatch(rk_shared->worker_latch);
+	}
+	LWLockRelease(rk_shared->lock);
+	if (news)
+		ereport(LOG,
+				(errmsg(RK_LOG_PREFIX "pause " INT64_FORMAT " ended here: %s ran rk_resume()", pause_id, caller)));
+	PG_RETURN_BOOL(news);
 }

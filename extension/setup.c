@@ -481,10 +481,12 @@ grant_node_functions(const char *repl_role, const char *old_repl_role)
 										  "%1$s.rk_request_vote(text, bigint, integer, pg_lsn, text), "
 										  "%1$s.rk_peer_fence(text, bigint, boolean), "
 										  "%1$s.rk_peer_failover(boolean, boolean, boolean), "
-										  "%1$s.rk_peer_secret(text)%2$s",
+										  "%1$s.rk_peer_secret(text)%2$s%3$s",
 										  quote_identifier(rk_schema()),
 										  rk_extension_at_least("1.4") ?
-										  psprintf(", %s.rk_peer_credentials(text)", quote_identifier(rk_schema())) : "");
+										  psprintf(", %s.rk_peer_credentials(text)", quote_identifier(rk_schema())) : "",
+										  rk_extension_at_least("1.6") ?
+										  psprintf(", %s.rk_peer_resume(text, bigint)", quote_identifier(rk_schema())) : "");
 	const char *rewind_functions = "pg_catalog.pg_ls_dir(text, boolean, boolean), "
 		"pg_catalog.pg_stat_file(text, boolean), "
 		"pg_catalog.pg_read_binary_file(text), "

@@ -378,3 +378,33 @@ SELECT unchanged();
 -- The same nodes are registered as after the setup test.
 SELECT node_name, role, sync FROM rk_nodes ORDER BY node_id;
 SELECT unchanged();
+
+-- Pauses and priorities.
+SELECT rk_pause(E'two\nlines');
+SELECT unchanged();
+SELECT rk_pause(repeat('x', 201));
+SELECT unchanged();
+SELECT rk_set_node('nosuchnode', priority => 5);
+SELECT unchanged();
+SELECT rk_set_node(E'pg\nslave', priority => 5);
+SELECT unchanged();
+SELECT rk_set_node('pgslave');
+SELECT unchanged();
+SELECT rk_set_node('pgslave', priority => -1);
+SELECT unchanged();
+SELECT rk_set_node('pgslave', priority => 1001);
+SELECT unchanged();
+SELECT rk_set_node(NULL, priority => 1);
+SELECT unchanged();
+-- A pause this node never had cannot be ended by another node.
+SELECT rk_peer_resume('pgslave', 999999999);
+SELECT rk_peer_resume('pgslave', -1);
+SELECT md5(pg_read_binary_file('replication_kit.state')::text) = :'state_before' AS state_unchanged;
+SELECT unchanged();
+-- The node role may hand on a resume, but not pause, resume or set priorities.
+SET SESSION AUTHORIZATION replication_kit_node;
+SELECT rk_pause('x');
+SELECT rk_resume();
+SELECT rk_set_node('pgslave', priority => 0);
+RESET SESSION AUTHORIZATION;
+SELECT unchanged();

@@ -108,3 +108,20 @@ SELECT rk_conninfo('read', 'social', 'app');
 
 -- The worker runs and can be seen.
 SELECT backend_type FROM pg_stat_activity WHERE backend_type = 'replication_kit worker';
+
+-- Maintenance mode: paused, shown on this node's row, resumed.
+SELECT rk_pause('kernel upgrade on the standbys');
+SELECT rk_pause('kernel upgrade, second round');          -- a new reason only
+SELECT paused_at IS NOT NULL AS paused, paused_reason, pause_id >= 1000 AS numbered_by_term FROM rk_cluster;
+SELECT node_name, remark ~ '^cluster paused since .*: kernel upgrade, second round' AS shows_pause
+  FROM rk_status() WHERE is_self;
+SELECT rk_resume();
+SELECT paused_at IS NULL AS resumed, paused_reason FROM rk_cluster;
+SELECT rk_resume();                                        -- nothing to resume
+SELECT kind, detail ~ '^pause [0-9]+' AS names_the_pause FROM rk_events
+ WHERE kind IN ('paused', 'resumed') ORDER BY event_id;
+
+-- Failover priorities.
+SELECT rk_set_node('pgasyncslave', priority => 0);
+SELECT rk_set_node('pgasyncslave', priority => 50);
+SELECT node_name, priority FROM rk_nodes ORDER BY node_id;

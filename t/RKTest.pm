@@ -18,7 +18,7 @@ our @EXPORT = qw(start_setup_primary new_kit_node setup_primary clone_standby bu
   build_cluster_async kit_settings wait_for_sync_state status_of wait_until psql_ok
   write_connstr start_writer stop_writer acked_missing wait_for_primary
   freeze_node thaw_node node_pids reclone run_clone_command kill9 poll_ok wait_follows
-  partition fail_over_diverged cut_off_committing $REPL_PASSWORD);
+  partition fail_over_diverged diverge_and_kill cut_off_committing $REPL_PASSWORD);
 
 our $REPL_PASSWORD = 'rk-secret-pw';
 
@@ -288,6 +288,32 @@ sub cut_off_committing
 	return ($cut_at, $err, $last);
 }
 
+# Give `primary` WAL that no standby has, then kill it: its WAL senders are
+# stopped once every standby holds all its WAL (and the same WAL: otherwise
+# the one that happened to get a last record, a checkpoint's or a running
+# transactions snapshot, is the most advanced and rightly wins; equal, the
+# synchronous one is promoted), and `sql` commits locally.
+sub diverge_and_kill
+{
+	my ($primary, $sql, @standbys) = @_;
+	my @senders;
+	for (my $try = 0;; $try++)
+	{
+		die 'the standbys never caught up with the same WAL' if $try == 20;
+		my $flushed = $primary->safe_psql('postgres', 'SELECT pg_current_wal_flush_lsn()');
+		$_->poll_query_until('postgres', "SELECT pg_last_wal_receive_lsn() >= '$flushed'") or die for @standbys;
+		@senders = split /\n/, $primary->safe_psql('postgres', 'SELECT pid FROM pg_stat_replication');
+		kill 'STOP', @senders;
+		my $now = $primary->safe_psql('postgres', 'SELECT pg_current_wal_flush_lsn()');
+		my @got = map { $_->safe_psql('postgres', 'SELECT pg_last_wal_receive_lsn()') } @standbys;
+		last if !grep { $_ ne $now } @got;
+		kill 'CONT', @senders;
+	}
+	$primary->safe_psql('postgres', "SET synchronous_commit = local; $sql");
+	kill9($primary);
+	return;
+}
+
 # A table `probe` with the row 'before' on every node; then a row
 # 'diverged' that only the primary has (its WAL senders frozen, the commit
 # local), the primary killed, and the failover to pgslave, which
@@ -298,25 +324,7 @@ sub fail_over_diverged
 	$primary->safe_psql('postgres', 'CREATE TABLE probe (v text)');
 	$primary->safe_psql('postgres', "INSERT INTO probe VALUES ('before')");
 	$_->poll_query_until('postgres', "SELECT count(*) = 1 FROM probe") or die for ($pgslave, $pgasync);
-	# Both standbys must hold the same WAL when the senders stop: otherwise
-	# the one that happened to get a last record (a checkpoint's, a running
-	# transactions snapshot) is the most advanced and rightly wins.  Equal,
-	# the synchronous one (pgslave) is promoted.
-	my @senders;
-	for (my $try = 0;; $try++)
-	{
-		die 'the standbys never caught up with the same WAL' if $try == 20;
-		my $flushed = $primary->safe_psql('postgres', 'SELECT pg_current_wal_flush_lsn()');
-		$_->poll_query_until('postgres', "SELECT pg_last_wal_receive_lsn() >= '$flushed'") or die for ($pgslave, $pgasync);
-		@senders = split /\n/, $primary->safe_psql('postgres', 'SELECT pid FROM pg_stat_replication');
-		kill 'STOP', @senders;
-		my $now = $primary->safe_psql('postgres', 'SELECT pg_current_wal_flush_lsn()');
-		my @got = map { $_->safe_psql('postgres', 'SELECT pg_last_wal_receive_lsn()') } ($pgslave, $pgasync);
-		last if $got[0] eq $got[1] && $got[0] eq $now;
-		kill 'CONT', @senders;
-	}
-	$primary->safe_psql('postgres', "SET synchronous_commit = local; INSERT INTO probe VALUES ('diverged')");
-	kill9($primary);
+	diverge_and_kill($primary, "INSERT INTO probe VALUES ('diverged')", $pgslave, $pgasync);
 	# With equal WAL either may win (the synchronous one usually does, on
 	# the tie-break); what follows does not depend on which.
 	my $new = wait_for_primary(120, $pgslave, $pgasync);

@@ -109,6 +109,8 @@ better(RkView *v, int a, TimeLineID tli_a, XLogRecPtr lsn_a, int b, TimeLineID t
 		return tli_a > tli_b;
 	if (lsn_a != lsn_b)
 		return lsn_a > lsn_b;
+	if (v->peers[a].priority != v->peers[b].priority)
+		return v->peers[a].priority > v->peers[b].priority;
 	if (sync_priority(v, a) != sync_priority(v, b))
 		return sync_priority(v, a) < sync_priority(v, b);
 	return strcmp(v->peers[a].name, v->peers[b].name) < 0;
@@ -119,7 +121,7 @@ better(RkView *v, int a, TimeLineID tli_a, XLogRecPtr lsn_a, int b, TimeLineID t
  * round, leaving out `skip` (-1: none); -1 with a reason if there is none.
  */
 static int
-best_candidate_but(RkView *v, int skip, char *reason, size_t reasonlen)
+best_candidate_but(RkView *v, int skip, bool eligible_only, char *reason, size_t reasonlen)
 {
 	int			best = -1;
 	TimeLineID	best_tli = 0;
@@ -131,7 +133,7 @@ best_candidate_but(RkView *v, int skip, char *reason, size_t reasonlen)
 		TimeLineID	tli = p->is_self ? v->tli : p->timeline;
 		XLogRecPtr	lsn = p->is_self ? v->lsn : p->lsn;
 
-		if ((i == v->primary_idx && !p->is_self) || i == skip)
+		if ((i == v->primary_idx && !p->is_self) || i == skip || (eligible_only && p->priority == 0))
 			continue;
 		if (p->is_self ? !v->in_recovery : (!p->reachable || !p->in_recovery))
 			continue;
@@ -143,14 +145,16 @@ best_candidate_but(RkView *v, int skip, char *reason, size_t reasonlen)
 		}
 	}
 	if (best < 0)
-		snprintf(reason, reasonlen, "no standby is reachable");
+		snprintf(reason, reasonlen, eligible_only ? "no standby with a priority above 0 is reachable"
+				 : "no standby is reachable");
 	return best;
 }
 
+/* The standby with the most WAL, whatever its priority. */
 int
 rk_best_candidate(RkView *v, char *reason, size_t reasonlen)
 {
-	return best_candidate_but(v, -1, reason, reasonlen);
+	return best_candidate_but(v, -1, false, reason, reasonlen);
 }
 
 /* How many synchronous-list members must be heard from: n - k + 1, or 0. */
@@ -492,16 +496,28 @@ run_election(RkView *v, const char *mode, uint64 term, StringInfo result)
  * it is rejoining), the next best runs in its place: it first streams from
  * that standby until it holds all of its WAL, so that the rule "nothing
  * acknowledged lost" still holds, and then asks for votes, which the best
- * one, no longer holding more WAL, grants.  Returns whether to run now.
+ * one, no longer holding more WAL, grants.  A best standby of priority 0
+ * never runs, so the next best (of priority above 0) does that at once.
+ * Returns whether to run now.
  */
 static bool
 in_place_of(RkView *v, int best)
 {
 	RkPeer	   *b = &v->peers[best];
 	char		reason[RK_REASON_LEN];
+	bool		never = b->priority == 0;
+	int			next = best_candidate_but(v, best, true, reason, sizeof(reason));
 
-	if (v->silence_ms < 2L * rk_failover_timeout_ms ||
-		best_candidate_but(v, best, reason, sizeof(reason)) != v->self_idx)
+	if (next != v->self_idx)
+	{
+		if (never)
+			rk_set_readiness("primary lost; %s has the most WAL but priority 0: waiting for %s to take it and run",
+							 b->name, next >= 0 ? v->peers[next].name : "a node of priority above 0");
+		else
+			rk_set_readiness("primary lost; waiting for %s, which has the most WAL, to take over", b->name);
+		return false;
+	}
+	if (!never && v->silence_ms < 2L * rk_failover_timeout_ms)
 	{
 		rk_set_readiness("primary lost; waiting for %s, which has the most WAL, to take over", b->name);
 		return false;
@@ -514,8 +530,12 @@ in_place_of(RkView *v, int best)
 
 			rk_point_catch_up(b->host, b->port, v->self, v->repl_role);
 			rk_xact_end(started);
-			rk_journal(v, "catch_up", v->self, "%s has the most WAL but has not taken over in %ld ms; "
-					   "streaming from it before running in its place", b->name, v->silence_ms);
+			if (never)
+				rk_journal(v, "catch_up", v->self, "%s has the most WAL but priority 0; "
+						   "streaming from it before running in its place", b->name);
+			else
+				rk_journal(v, "catch_up", v->self, "%s has the most WAL but has not taken over in %ld ms; "
+						   "streaming from it before running in its place", b->name, v->silence_ms);
 		}
 		rk_set_readiness("primary lost; catching up from %s (%X/%X on timeline %u, this node at %X/%X on %u) "
 						 "before running in its place", b->name, LSN_FORMAT_ARGS(b->lsn), b->timeline,
@@ -535,10 +555,23 @@ rk_act_elect(RkView *v)
 	int			best;
 	StringInfoData result;
 
+	if (v->paused)
+	{
+		rk_set_readiness("primary lost %ld ms ago; the cluster is paused (since %s%s%s): no automatic failover; "
+						 "run rk_resume() or rk_failover()",
+						 v->silence_ms, v->paused_since, v->pause_reason[0] ? ": " : "", v->pause_reason);
+		return RK_EV_NONE;
+	}
 	if (!rk_auto_failover)
 	{
 		rk_set_readiness("primary lost %ld ms ago; replication_kit.auto_failover is off: run rk_failover()",
 					  v->silence_ms);
+		return RK_EV_NONE;
+	}
+	if (v->self_idx >= 0 && v->peers[v->self_idx].priority == 0)
+	{
+		rk_set_readiness("primary lost %ld ms ago; this node has priority 0 and is never promoted automatically "
+						 "(the others take its WAL first if it has more)", v->silence_ms);
 		return RK_EV_NONE;
 	}
 	best = rk_best_candidate(v, reason, sizeof(reason));

@@ -75,6 +75,12 @@ typedef struct RkWorkerContext
 	/* A standby whose WAL receiver cannot log in (fetch_credentials). */
 	int64		not_streaming_since;	/* monotonic ms, 0 while it streams */
 	int64		credentials_asked_ms;	/* last time it asked its upstream */
+
+	/* The maintenance pause (pause.c). */
+	uint64		pause_logged;	/* the pause last logged as holding here, 0: none */
+	int64		resume_sent_ms; /* last time a local rk_resume() was handed on */
+	char		resume_node[RK_MAX_NODES][NAMEDATALEN];
+	uint64		resume_acked[RK_MAX_NODES]; /* the end of a pause each node has taken */
 } RkWorkerContext;
 
 /* What one round saw, and what follows from it. */
@@ -96,6 +102,11 @@ typedef struct RkView
 	char		peer_user[NAMEDATALEN];	/* calls the other nodes: the node role */
 	char		schema[NAMEDATALEN];	/* the kit's schema */
 	char		schema_q[2 * NAMEDATALEN + 3];	/* the same, quoted: remote calls name it */
+	uint64		pause_id;		/* the registry's pause (rk_pause), 0 if none ever */
+	bool		pause_set;		/* the registry says paused */
+	bool		paused;			/* ... and this node has not resumed it (rk_resume) */
+	char		paused_since[64];
+	char		pause_reason[RK_REASON_LEN];
 	RkNodeState st;				/* this node's durable state at round start */
 	TimeLineID	tli;
 	XLogRecPtr	lsn;
@@ -154,6 +165,10 @@ extern void rk_manual_answer(RkWorkerContext *ctx, bool ok, const char *result);
 extern int	rk_best_candidate(RkView *v, char *reason, size_t reasonlen);
 extern bool rk_quorum_ready(RkView *v, char *reason, size_t reasonlen);
 extern int64 rk_election_lease_start(RkWorkerContext *ctx, uint64 term);
+
+/* pause.c */
+extern void rk_pause_note(RkView *v);
+extern void rk_pause_upkeep(RkView *v, RkState state);
 
 /* follow.c */
 extern bool rk_on_own_unelected_timeline(RkView *v);

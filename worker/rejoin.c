@@ -282,15 +282,30 @@ switchover_caller_waiting(RkWorkerContext *ctx)
 	return rk_monotonic_ms() - ctx->caller_waiting_since < RK_SWITCHOVER_CALLER_MS;
 }
 
+/*
+ * May this node be rewound and restarted as a standby now?  Only when an
+ * operator asked (rk_rejoin, a switchover), or automatically with
+ * auto_rejoin on and the cluster not paused.  If not, `why` says what
+ * holds it back.
+ */
 static bool
-may_rejoin(void)
+may_rejoin(RkView *v, char *why, size_t whylen)
 {
 	bool		requested;
 
 	LWLockAcquire(rk_shared->lock, LW_SHARED);
 	requested = rk_shared->rejoin_requested;
 	LWLockRelease(rk_shared->lock);
-	return rk_auto_rejoin || requested;
+	if (requested)
+		return true;
+	if (!rk_auto_rejoin)
+		snprintf(why, whylen, "replication_kit.auto_rejoin is off");
+	else if (v->paused)
+		snprintf(why, whylen, "the cluster is paused (since %s%s%s), so no automatic rejoin (rk_resume() ends the pause)",
+				 v->paused_since, v->pause_reason[0] ? ": " : "", v->pause_reason);
+	else
+		return true;
+	return false;
 }
 
 /* FENCED --DEPOSED--> REJOINING: a running old primary turns into a standby. */
@@ -298,6 +313,7 @@ RkEvent
 rk_act_rejoin(RkView *v)
 {
 	int			p = primary_index(v);
+	char		why[RK_REASON_LEN];
 
 	if (p < 0)
 	{
@@ -305,10 +321,10 @@ rk_act_rejoin(RkView *v)
 				  v->st.term);
 		return RK_EV_NONE;
 	}
-	if (!may_rejoin())
+	if (!may_rejoin(v, why, sizeof(why)))
 	{
-		rk_set_readiness("fenced: %s is the primary of term " UINT64_FORMAT "; replication_kit.auto_rejoin is off: run SELECT rk_rejoin() to rejoin as its standby",
-				  v->peers[p].name, v->st.term);
+		rk_set_readiness("fenced: %s is the primary of term " UINT64_FORMAT "; %s: run SELECT rk_rejoin() to rejoin as its standby",
+				  v->peers[p].name, v->st.term, why);
 		return RK_EV_NONE;
 	}
 	if (switchover_caller_waiting(v->ctx))
@@ -329,6 +345,8 @@ rk_act_rejoin(RkView *v)
 RkEvent
 rk_act_rejoin_diverged(RkView *v)
 {
+	char		why[RK_REASON_LEN];
+
 	if (v->primary_idx < 0)
 		return RK_EV_NONE;
 	if (!v->ctx->diverged_reported)
@@ -337,10 +355,10 @@ rk_act_rejoin_diverged(RkView *v)
 	LWLockAcquire(rk_shared->lock, LW_EXCLUSIVE);
 	rk_shared->diverged = true;
 	LWLockRelease(rk_shared->lock);
-	if (!may_rejoin())
+	if (!may_rejoin(v, why, sizeof(why)))
 	{
-		rk_set_readiness("cannot follow %s: this standby's WAL diverged from its timeline; replication_kit.auto_rejoin is off: run SELECT rk_rejoin()",
-				  v->peers[v->primary_idx].name);
+		rk_set_readiness("cannot follow %s: this standby's WAL diverged from its timeline; %s: run SELECT rk_rejoin()",
+				  v->peers[v->primary_idx].name, why);
 		return RK_EV_NONE;
 	}
 	start_rewind(v, v->primary_idx);
@@ -461,6 +479,7 @@ rk_act_check_rejoin(RkView *v)
 	TimeLineID	replay_tli;
 	struct stat sb;
 	char		why[RK_REASON_LEN] = "";
+	char		held[RK_REASON_LEN];
 	bool		diverged = false;
 	bool		retrying;
 	bool		own_unelected;
@@ -532,10 +551,10 @@ rk_act_check_rejoin(RkView *v)
 			return RK_EV_NONE;
 		}
 	}
-	if (!may_rejoin())
+	if (!may_rejoin(v, held, sizeof(held)))
 	{
-		rk_set_readiness("does not follow %s (%s); replication_kit.auto_rejoin is off: run SELECT rk_rejoin()",
-						 v->peers[p].name, diverged ? why : "its WAL diverged?");
+		rk_set_readiness("does not follow %s (%s); %s: run SELECT rk_rejoin()",
+						 v->peers[p].name, diverged ? why : "its WAL diverged?", held);
 		return RK_EV_NONE;
 	}
 	v->ctx->retry_seen_ms = 0;

@@ -107,6 +107,7 @@ carry_over_probes(RkView *v)
 				p->registry_primary = fresh.registry_primary;
 				p->sync = fresh.sync;
 				p->joined = fresh.joined;
+				p->priority = fresh.priority;
 				p->is_self = fresh.is_self;
 			}
 		}
@@ -124,9 +125,12 @@ read_registry(RkView *v)
 {
 	int			ret;
 	char	   *self;
+	bool		v16;
 
 	if (!OidIsValid(get_extension_oid(RK_EXTENSION_NAME, true)))
 		return false;
+	/* Until ALTER EXTENSION ... UPDATE: no priorities and no pauses. */
+	v16 = rk_extension_at_least("1.6");
 
 	self = rk_self_name();
 	strlcpy(v->self, self ? self : "", NAMEDATALEN);
@@ -135,8 +139,8 @@ read_registry(RkView *v)
 	v->members = 0;
 
 	SPI_connect();
-	ret = SPI_execute(psprintf("SELECT node_name, host, port, role = 'primary', sync, joined_at IS NOT NULL "
-							   "FROM %s ORDER BY node_id", rk_table("rk_nodes")),
+	ret = SPI_execute(psprintf("SELECT node_name, host, port, role = 'primary', sync, joined_at IS NOT NULL, %s "
+							   "FROM %s ORDER BY node_id", v16 ? "priority" : "100", rk_table("rk_nodes")),
 					  true, RK_MAX_NODES);
 	if (ret != SPI_OK_SELECT)
 		elog(ERROR, "could not read the registry: %s", SPI_result_code_string(ret));
@@ -154,6 +158,7 @@ read_registry(RkView *v)
 		p->registry_primary = DatumGetBool(SPI_getbinval(tup, desc, 4, &isnull));
 		p->sync = DatumGetBool(SPI_getbinval(tup, desc, 5, &isnull));
 		p->joined = DatumGetBool(SPI_getbinval(tup, desc, 6, &isnull)) || p->registry_primary;
+		p->priority = DatumGetInt32(SPI_getbinval(tup, desc, 7, &isnull));
 		p->is_self = self != NULL && strcmp(self, p->name) == 0;
 		if (p->is_self)
 			v->self_idx = v->npeers;
@@ -164,15 +169,27 @@ read_registry(RkView *v)
 	strlcpy(v->method, "FIRST", sizeof(v->method));
 	v->num_sync = 0;
 	v->repl_role[0] = '\0';
-	ret = SPI_execute(psprintf("SELECT sync_method, num_sync, coalesce(replication_role, '') FROM %s",
+	v->pause_id = 0;
+	v->pause_set = false;
+	v->paused_since[0] = '\0';
+	v->pause_reason[0] = '\0';
+	ret = SPI_execute(psprintf("SELECT sync_method, num_sync, coalesce(replication_role, ''), %s FROM %s",
+							   v16 ? "pause_id, paused_at IS NOT NULL, coalesce(paused_at::text, ''), "
+							   "coalesce(paused_reason, '')" : "0::bigint, false, '', ''",
 							   rk_table("rk_cluster")), true, 1);
 	if (ret == SPI_OK_SELECT && SPI_processed == 1)
 	{
+		HeapTuple	tup = SPI_tuptable->vals[0];
+		TupleDesc	desc = SPI_tuptable->tupdesc;
 		bool		isnull;
 
-		strlcpy(v->method, SPI_getvalue(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1), sizeof(v->method));
-		v->num_sync = DatumGetInt32(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 2, &isnull));
-		strlcpy(v->repl_role, SPI_getvalue(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 3), NAMEDATALEN);
+		strlcpy(v->method, SPI_getvalue(tup, desc, 1), sizeof(v->method));
+		v->num_sync = DatumGetInt32(SPI_getbinval(tup, desc, 2, &isnull));
+		strlcpy(v->repl_role, SPI_getvalue(tup, desc, 3), NAMEDATALEN);
+		v->pause_id = (uint64) DatumGetInt64(SPI_getbinval(tup, desc, 4, &isnull));
+		v->pause_set = DatumGetBool(SPI_getbinval(tup, desc, 5, &isnull));
+		strlcpy(v->paused_since, SPI_getvalue(tup, desc, 6), sizeof(v->paused_since));
+		strlcpy(v->pause_reason, SPI_getvalue(tup, desc, 7), sizeof(v->pause_reason));
 	}
 	SPI_finish();
 
@@ -632,6 +649,8 @@ probe_peers(RkView *v, bool renew)
 		p->in_recovery = a.in_recovery;
 		p->timeline = a.timeline;
 		p->own_timeline = a.own_timeline;
+		p->pause_state = a.pause_state;
+		p->pause_id = a.pause_id;
 		p->lsn = a.lsn;
 		p->term = a.term;
 		/*
@@ -1158,7 +1177,9 @@ worker_round(RkState state, RkWorkerContext *ctx)
 		event = rk_derive_event(state, &obs);
 	}
 
+	rk_pause_note(v);			/* with this round's answers, if it probed */
 	state = rk_fsm_dispatch(state, event, v);
+	rk_pause_upkeep(v, state);
 	rk_hooks_note_primary(v);
 	rk_hooks_poll(v);
 	if (!v->in_recovery && !RecoveryInProgress())
