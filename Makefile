@@ -39,6 +39,7 @@ OBJS = \
 	worker/fence_start.o \
 	worker/follow.o \
 	worker/hooks.o \
+	worker/http.o \
 	worker/journal.o \
 	worker/pause.o \
 	worker/fsm.o \

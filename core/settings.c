@@ -18,6 +18,7 @@
 
 char	   *rk_node_name_setting = NULL;
 char	   *rk_database = NULL;
+char	   *rk_http_address = NULL;
 int			rk_probe_interval_ms = 1000;
 int			rk_probe_timeout_ms = 1000;
 int			rk_failover_timeout_ms = 5000;
@@ -210,6 +211,12 @@ rk_define_settings(void)
 							 "off from the others could let it accept commits next to the primary they elect.",
 							 &rk_remove_without_majority, false,
 							 PGC_SUSET, GUC_NOT_IN_SAMPLE, NULL, NULL, NULL);
+
+	DefineCustomStringVariable("replication_kit.http_address",
+							   "Address and port of the read-only HTTP endpoint (GET /primary, /standby, /health, /status, /metrics).",
+							   "host:port, [IPv6]:port or *:port; empty (the default) turns it off.",
+							   &rk_http_address, "",
+							   PGC_POSTMASTER, 0, NULL, NULL, NULL);
 
 	DefineCustomStringVariable("replication_kit.event_command",
 							   "Shell command the worker runs when this node's role changes.",

@@ -17,6 +17,7 @@ extern int	rk_probe_timeout_ms;
 extern int	rk_failover_timeout_ms;
 extern int	rk_fence_timeout_ms;
 extern bool rk_auto_failover;
+extern char *rk_http_address;
 extern bool rk_auto_rejoin;
 extern bool rk_remove_without_majority;
 extern char *rk_simulate_partition;

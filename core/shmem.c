@@ -72,6 +72,10 @@ rk_shmem_startup(void)
 		pg_atomic_init_u64(&rk_shared->lease_until, 0);
 		pg_atomic_init_u32(&rk_shared->fenced, 0);
 		pg_atomic_init_u32(&rk_shared->elected, 0);
+		pg_atomic_init_u64(&rk_shared->n_elections, 0);
+		pg_atomic_init_u64(&rk_shared->n_promotions, 0);
+		pg_atomic_init_u64(&rk_shared->n_votes, 0);
+		pg_atomic_init_u64(&rk_shared->n_probe_errors, 0);
 		pg_atomic_init_u64(&rk_shared->cluster_min_failover_ms, 0);
 		pg_atomic_init_u64(&rk_shared->cluster_max_lease_ms, 0);
 		pg_atomic_init_u64(&rk_shared->walrcv_last_msg, 0);

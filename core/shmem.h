@@ -112,6 +112,12 @@ typedef struct RkShared
 	pg_atomic_uint32 fenced;
 	pg_atomic_uint32 elected;	/* rk_state_elected(&state), for the guard */
 
+	/* Counters since the server started, for GET /metrics (worker/http.c). */
+	pg_atomic_uint64 n_elections;	/* elections this node ran */
+	pg_atomic_uint64 n_promotions;	/* pg_promote() calls that finished, after a won election */
+	pg_atomic_uint64 n_votes;	/* votes this node granted */
+	pg_atomic_uint64 n_probe_errors;	/* probes of another node that got no valid answer */
+
 	/*
 	 * While fenced for a forced failover or a switchover, only this standby
 	 * (the one being promoted) may still stream from here: any other would

@@ -60,6 +60,7 @@ _PG_init(void)
 	ClientAuthentication_hook = rk_client_auth;
 
 	rk_register_worker();
+	rk_register_http_worker();
 
 	/* An unfinished rejoin: its helper puts the node back together first. */
 	rk_rejoin_resume_at_start();

@@ -565,6 +565,7 @@ rk_request_vote(PG_FUNCTION_ARGS)
 		st.primary_name[0] = '\0';	/* nobody's, until the winner says so */
 		rk_state_save_locked(&st);
 		rk_shared->last_vote_ms = rk_monotonic_ms();
+		pg_atomic_fetch_add_u64(&rk_shared->n_votes, 1);
 		snprintf(reason, sizeof(reason), "vote granted in term " UINT64_FORMAT, rq.term);
 	}
 	LWLockRelease(rk_shared->lock);

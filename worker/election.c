@@ -450,6 +450,7 @@ run_election(RkView *v, const char *mode, uint64 term, StringInfo result)
 	 * synchronous standby streams from the new primary.
 	 */
 	rk_create_peer_slots(v);
+	pg_atomic_fetch_add_u64(&rk_shared->n_elections, 1);
 	votes = request_votes(v, term, mode, &heard_sync, &detail, more_wal);
 	rk_journal(v, "votes", v->self, "term " UINT64_FORMAT ": %d of %d (majority %d); %s",
 			   term, votes, v->members, v->majority, detail.data);
@@ -674,6 +675,8 @@ rk_act_promote(RkView *v)
 												Int32GetDatum(RK_PROMOTE_WAIT_SECS)));
 	if (!promoted)
 		rk_set_readiness("pg_promote() did not finish within %d s", RK_PROMOTE_WAIT_SECS);
+	else
+		pg_atomic_fetch_add_u64(&rk_shared->n_promotions, 1);
 	if (ctx->manual_pending)
 	{
 		if (promoted)

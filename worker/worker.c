@@ -641,6 +641,7 @@ probe_peers(RkView *v, bool renew)
 		p->reachable = rk_answer_state(&calls[c], &a);
 		if (!p->reachable)
 		{
+			pg_atomic_fetch_add_u64(&rk_shared->n_probe_errors, 1);
 			strlcpy(p->error, calls[c].error, RK_REASON_LEN);
 			continue;
 		}

@@ -15,6 +15,8 @@
 
 extern void rk_register_worker(void);
 PGDLLEXPORT void rk_worker_main(Datum main_arg);
+extern void rk_register_http_worker(void);
+PGDLLEXPORT void rk_http_main(Datum main_arg);
 extern void rk_fence_at_start(void);
 extern void rk_rejoin_resume_at_start(void);
 extern void rk_start_on_own_timeline_if_diverged(void);
