@@ -19,7 +19,7 @@
 /* The refusal codes rk_request_vote() sends, in RkRefusal order. */
 static const char *const refusal_codes[] = {
 	"", "old_term", "not_standby", "primary_contact", "receives_wal",
-	"recent_vote", "more_wal", "wal_unknown", "unknown"
+	"recent_vote", "more_wal", "wal_unknown", "paused", "unknown"
 };
 
 StaticAssertDecl(lengthof(refusal_codes) == RK_REFUSAL_UNKNOWN + 1, "refusal codes");
@@ -165,7 +165,7 @@ rk_answer_state(RkCall *c, RkStateAnswer *a)
 		((a->own_timeline = (TimeLineID) own_tli), true) &&
 		(column(c, "paused") == NULL ? ((a->pause_state = -1), true) :
 		 (get_bool(c, "paused", &paused) && ((a->pause_state = paused ? 1 : 0), true))) &&
-		(column(c, "pause_id") == NULL || get_uint(c, "pause_id", PG_INT64_MAX, &a->pause_id)) &&
+		(column(c, "pause_id") == NULL || get_uint(c, "pause_id", (uint64) RK_TERM_MAX * 1000 + 999, &a->pause_id)) &&
 		(a->failover_timeout_ms == 0 || a->failover_timeout_ms >= RK_FAILOVER_TIMEOUT_MIN_MS ||
 		 malformed(c, "failover_timeout_ms"));
 }

@@ -97,6 +97,7 @@ typedef enum RkRefusal
 	RK_REFUSAL_RECENT_VOTE,		/* the voter voted for another node too recently */
 	RK_REFUSAL_MORE_WAL,		/* the voter has more WAL than the candidate */
 	RK_REFUSAL_WAL_UNKNOWN,		/* the voter has not finished replaying its local WAL */
+	RK_REFUSAL_PAUSED,			/* an automatic election while the voter holds the cluster paused */
 	RK_REFUSAL_UNKNOWN			/* a code this node does not know */
 } RkRefusal;
 

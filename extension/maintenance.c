@@ -23,6 +23,7 @@
  */
 #include "postgres.h"
 
+#include "access/xact.h"
 #include "access/xlog.h"
 #include "catalog/pg_type.h"
 #include "executor/spi.h"
@@ -52,6 +53,20 @@ require_version(const char *funcname)
 				(errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
 				 errmsg("%s needs version 1.6 of the replication_kit extension", funcname),
 				 errhint("Run ALTER EXTENSION replication_kit UPDATE on the primary.")));
+}
+
+/*
+ * The change is applied on the synchronous standbys before the call
+ * returns (remote_apply), so that a standby elected right after has it
+ * in the registry it reads, not only flushed.  A session that asked for
+ * less (synchronous_commit = local or off) gets what it asked for.
+ */
+static void
+commit_applied(void)
+{
+	if (synchronous_commit >= SYNCHRONOUS_COMMIT_REMOTE_WRITE)
+		(void) set_config_option("synchronous_commit", "remote_apply", PGC_USERSET, PGC_S_SESSION,
+								 GUC_ACTION_LOCAL, true, 0, false);
 }
 
 static void
@@ -98,11 +113,12 @@ Datum
 rk_pause(PG_FUNCTION_ARGS)
 {
 	char	   *reason = PG_ARGISNULL(0) ? NULL : text_to_cstring(PG_GETARG_TEXT_PP(0));
-	Oid			argtypes[2] = {TEXTOID, INT8OID};
-	Datum		values[2];
-	char		nulls[2] = {' ', ' '};
+	Oid			argtypes[3] = {TEXTOID, INT8OID, INT8OID};
+	Datum		values[3];
+	char		nulls[3] = {' ', ' ', ' '};
 	char	  **row;
 	uint64		term;
+	uint64		resumed;
 
 	rk_require_superuser("rk_pause");
 	rk_require_primary("rk_pause");
@@ -130,18 +146,25 @@ rk_pause(PG_FUNCTION_ARGS)
 
 	LWLockAcquire(rk_shared->lock, LW_SHARED);
 	term = rk_shared->state.term;
+	resumed = rk_shared->state.resumed_pause;
 	LWLockRelease(rk_shared->lock);
+	commit_applied();
 
 	if (reason)
 		values[0] = CStringGetTextDatum(reason);
 	else
 		nulls[0] = 'n';
 	values[1] = Int64GetDatum((int64) term);
+	values[2] = Int64GetDatum((int64) resumed);
 
-	/* Already paused: a new reason only. */
-	row = registry_row(psprintf("UPDATE %s SET paused_reason = $1 WHERE paused_at IS NOT NULL "
+	/*
+	 * Already paused: a new reason only.  (Unless rk_resume() has ended
+	 * that pause here already, and the worker is about to clear it: then
+	 * this is a new pause.)
+	 */
+	row = registry_row(psprintf("UPDATE %s SET paused_reason = $1 WHERE paused_at IS NOT NULL AND pause_id > $3 "
 								"RETURNING pause_id, paused_at", rk_table("rk_cluster")),
-					   1, argtypes, values, nulls, 2);
+					   3, argtypes, values, nulls, 2);
 	if (row != NULL)
 	{
 		ereport(NOTICE,
@@ -156,10 +179,10 @@ rk_pause(PG_FUNCTION_ARGS)
 	 * from its term times 1000, so that one a lost primary made and no
 	 * other node has is never taken for another one of the same number.
 	 */
-	row = registry_row(psprintf("UPDATE %s SET pause_id = greatest(pause_id + 1, $2 * 1000), "
+	row = registry_row(psprintf("UPDATE %s SET pause_id = greatest(pause_id + 1, $2 * 1000, $3 + 1), "
 								"paused_at = now(), paused_reason = $1 RETURNING pause_id",
 								rk_table("rk_cluster")),
-					   2, argtypes, values, nulls, 1);
+					   3, argtypes, values, nulls, 1);
 	if (row == NULL)
 		ereport(ERROR,
 				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
@@ -185,12 +208,27 @@ rk_resume(PG_FUNCTION_ARGS)
 	char	  **row;
 	uint64		pause_id;
 	bool		fenced;
+	bool		held;
+	uint64		held_id;
 
 	rk_require_superuser("rk_resume");
 	require_version("rk_resume");
+	/* It writes the node's state file, which a ROLLBACK would not undo. */
+	rk_require_not_in_transaction_block("rk_resume");
 
 	row = registry_row(psprintf("SELECT pause_id, paused_at, paused_reason FROM %s WHERE paused_at IS NOT NULL",
 								rk_table("rk_cluster")), 0, NULL, NULL, NULL, 3);
+	LWLockAcquire(rk_shared->lock, LW_SHARED);
+	held = rk_shared->paused;
+	held_id = rk_shared->pause_id;
+	LWLockRelease(rk_shared->lock);
+	if (row == NULL && held)
+	{
+		/* Held by the primary's pause, which this node's registry copy (an old primary's) lacks. */
+		row = palloc0(sizeof(char *) * 3);
+		row[0] = psprintf(UINT64_FORMAT, held_id);
+		row[1] = "(the primary's registry)";
+	}
 	if (row == NULL)
 	{
 		ereport(NOTICE,
@@ -198,6 +236,8 @@ rk_resume(PG_FUNCTION_ARGS)
 		PG_RETURN_TEXT_P(cstring_to_text("not paused"));
 	}
 	pause_id = strtoull(row[0], NULL, 10);
+	if (held && held_id > pause_id)
+		pause_id = held_id;
 	fenced = pg_atomic_read_u32(&rk_shared->fenced) != 0;
 
 	/*
@@ -273,6 +313,7 @@ rk_set_node(PG_FUNCTION_ARGS)
 				 errmsg("invalid priority: %d", priority),
 				 errdetail("A priority is from 0 (never promoted automatically) to 1000.")));
 
+	commit_applied();
 	values[0] = CStringGetTextDatum(name);
 	values[1] = Int32GetDatum(priority);
 	row = registry_row(psprintf("UPDATE %1$s n SET priority = $2 FROM %1$s o WHERE n.node_name = $1 "

@@ -339,6 +339,7 @@ typedef struct VoteRequest
 	TimeLineID	tli;
 	XLogRecPtr	lsn;
 	bool		forced;			/* mode 'force': an operator overrode the checks */
+	bool		automatic;		/* mode 'auto': no operator asked for it */
 	int			need_ms;		/* silence from the primary a vote needs */
 	const char *self;
 	TimeLineID	my_tli;
@@ -375,6 +376,19 @@ judge_vote(const VoteRequest *rq, const RkNodeState *st, char *reason)
 		snprintf(reason, RK_REASON_LEN, "%s won term " UINT64_FORMAT " and is being promoted",
 				 self, st->term);
 		return RK_REFUSAL_OLD_TERM;
+	}
+
+	/*
+	 * A paused cluster has no automatic elections: not only does no paused
+	 * candidate run, no paused voter grants one (a candidate whose copy of
+	 * the registry has not replayed the pause yet).  An operator's
+	 * failover goes on.
+	 */
+	if (rq->automatic && rk_shared->paused)
+	{
+		snprintf(reason, RK_REASON_LEN, "%s holds the cluster paused (pause " UINT64_FORMAT "): no automatic election",
+				 self, rk_shared->pause_id);
+		return RK_REFUSAL_PAUSED;
 	}
 
 	/*
@@ -503,10 +517,33 @@ read_vote_request(FunctionCallInfo fcinfo, VoteRequest *rq)
 				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
 				 errmsg("invalid vote mode \"%s\"", mode)));
 	rq->forced = strcmp(mode, "force") == 0;
-	rq->left_old_stream = false;
+	rq->automatic = strcmp(mode, "auto") == 0;
 	rq->need_ms = rk_vote_wait_ms(strcmp(mode, "auto") == 0);
 	rq->self = rk_self_name();
 	rk_election_position(&rq->my_tli, &rq->my_lsn);
+
+	/*
+	 * A voter that streams from the candidate already (it caught up from
+	 * it, or voted for it before) has left the old primary's stream: what
+	 * leave_old_stream() would do is done.
+	 */
+	rq->left_old_stream = false;
+	if (RecoveryInProgress())
+	{
+		char		host[RK_HOST_LEN] = "";
+		int			port = 0;
+		pid_t		pid;
+
+		LWLockAcquire(rk_shared->lock, LW_SHARED);
+		for (int i = 0; i < rk_shared->npeers; i++)
+			if (!rk_shared->peers[i].is_self && strcmp(rk_shared->peers[i].name, rq->candidate) == 0)
+			{
+				strlcpy(host, rk_shared->peers[i].host, sizeof(host));
+				port = rk_shared->peers[i].port;
+			}
+		LWLockRelease(rk_shared->lock);
+		rq->left_old_stream = host[0] != '\0' && rk_receiver_targets(host, port, &pid) && pid != 0;
+	}
 }
 
 /*

@@ -19,6 +19,7 @@ use RKTest;
 
 my @http = map { PostgreSQL::Test::Cluster::get_free_port() } 1 .. 3;
 my ($primary, $pgslave, $pgasync) = build_cluster('replication_kit.http_address' => "'127.0.0.1:$http[0]'");
+my $pgmaster_node = $primary;
 # Clones copy the primary's postgresql.conf: each gets its own port.
 for my $i (1, 2)
 {
@@ -128,18 +129,79 @@ my @slow = map {
 } 1 .. 40;
 ok(wait_until(sub { (get($port{pgmaster}, '/primary'))[0] == 200 }, 10),
 	'with 40 slow connections open, /primary answers 200 again within seconds');
+# 100 connections that send nothing, opened again as fast as they are cut:
+# a check that sends its request at once still gets its answer.
+my @idle;
+my $answered = 0;
+for my $round (1 .. 5)
+{
+	push @idle, grep { defined } map {
+		IO::Socket::INET->new(PeerAddr => '127.0.0.1', PeerPort => $port{pgmaster}, Proto => 'tcp')
+	} 1 .. 100;
+	$answered++ if (get($port{pgmaster}, '/primary'))[0] == 200;
+}
+close $_ for @idle;
+is($answered, 5, 'idle connections do not lock out a check (5 of 5 answered under 100-connection floods)');
 close $_ for grep { defined } @slow;
 is($primary->safe_psql('postgres', "SELECT count(*) FROM pg_stat_activity WHERE backend_type = 'replication_kit worker'"),
 	'1', 'the failover worker runs');
 ok((psql_ok($primary, 'CREATE TABLE after_attack (i int); INSERT INTO after_attack VALUES (1)'))[0],
 	'the primary still commits: its lease held');
 
+# A replay that lags: /standby with a bound it misses is 503, without one 200.
+$pgasync->safe_psql('postgres', 'SELECT pg_wal_replay_pause()');
+$primary->safe_psql('postgres', 'CREATE TABLE filler AS SELECT g, repeat(\'x\', 500) AS pad FROM generate_series(1, 5000) g');
+ok(wait_until(sub { (get($port{pgasyncslave}, '/standby?lag=64kB'))[0] == 503 }, 30),
+	'replay paused and 2 MB behind: /standby?lag=64kB is 503');
+is((get($port{pgasyncslave}, '/standby'))[0], 200, 'and /standby without a bound still 200');
+$pgasync->safe_psql('postgres', 'SELECT pg_wal_replay_resume()');
+ok(wait_until(sub { (get($port{pgasyncslave}, '/standby?lag=64kB'))[0] == 200 }, 30), 'caught up: 200 again');
+
+# /status under a lock on the registry: it gives up quickly, and /primary
+# is not held up.
+my $locker = IPC::Run::start(['psql', '-X', '-q', '-d', $primary->connstr('postgres'), '-c',
+	'BEGIN; LOCK TABLE rk_nodes IN ACCESS EXCLUSIVE MODE; SELECT pg_sleep(30); COMMIT']);
+ok(poll_ok($primary, "SELECT count(*) > 0 FROM pg_locks l JOIN pg_class c ON c.oid = l.relation "
+	  . "WHERE c.relname = 'rk_nodes' AND l.mode = 'AccessExclusiveLock' AND l.granted"), 'a session locks rk_nodes');
+my $slow;
+ok(wait_until(sub {
+	my $t = time;
+	my ($code) = get($port{pgmaster}, '/status');
+	$slow = time - $t;
+	$code == 503;
+}, 30), '/status under the lock: 503');
+ok($slow < 1.5, sprintf('after %.2f s (its lock timeout)', $slow));
+$t0 = time;
+is((get($port{pgmaster}, '/primary'))[0], 200, '/primary meanwhile: 200');
+ok(time - $t0 < 0.5, '/primary is not held up');
+$locker->kill_kill;
+
+# Cut the primary off: it loses its lease and says 503 before another
+# node says 200; never two nodes at once.
+my $both = 0;
+partition($_, 'pgmaster') for ($pgslave, $pgasync);
+partition($primary, 'pgslave,pgasyncslave');
+my $new_p;
+ok(wait_until(sub {
+	my %c = map { ($_ => (get($port{$_}, '/primary'))[0]) } keys %port;
+	$both++ if (grep { $c{$_} == 200 } keys %c) > 1;
+	($new_p) = grep { $_ ne 'pgmaster' && $c{$_} == 200 } keys %c;
+	$c{pgmaster} == 503 && defined $new_p;
+}, 60), 'the cut-off primary says 503, and another node 200');
+is($both, 0, 'never two nodes answered 200 at once');
+partition($_, undef) for ($primary, $pgslave, $pgasync);
+my $np = $new_p eq 'pgslave' ? $pgslave : $pgasync;
+ok(wait_follows($primary, $np, 120), 'the old primary rejoins as a standby');
+ok(wait_until(sub { (get($port{pgmaster}, '/standby'))[0] == 200 }, 60), 'and its /standby says 200');
+$primary = $np;
+
 # Killed primary: /primary moves to the new one.
+my @rest = grep { $_ != $primary } ($pgmaster_node, $pgslave, $pgasync);
 $primary->stop('immediate');
-my $new = wait_for_primary(90, $pgslave, $pgasync);
+my $new = wait_for_primary(90, @rest);
 ok($new, 'a new primary');
 ok(wait_until(sub { (get($port{ $new->name }, '/primary'))[0] == 200 }, 30), $new->name . ': /primary 200');
-my $other = $new == $pgslave ? $pgasync : $pgslave;
+my ($other) = grep { $_ != $new } @rest;
 is((get($port{ $other->name }, '/primary'))[0], 503, $other->name . ': /primary 503');
 (undef, undef, $body) = get($port{ $new->name }, '/metrics');
 like($body, qr/^replication_kit_failovers_total 1$/m, 'failovers_total counts the promotion');

@@ -492,6 +492,31 @@ run_election(RkView *v, const char *mode, uint64 term, StringInfo result)
 }
 
 /*
+ * A node of priority 0 streams from `best`, which has more WAL, so that its
+ * registry copy is as new as that node's.  Returns whether it does.
+ */
+static bool
+priority_catch_up(RkView *v, int best)
+{
+	RkPeer	   *b = &v->peers[best];
+
+	if (!(b->timeline > v->tli || (b->timeline == v->tli && b->lsn > v->lsn)))
+		return false;
+	if (v->upstream_idx != best)
+	{
+		bool		started = rk_xact_begin();
+
+		rk_point_catch_up(b->host, b->port, v->self, v->repl_role);
+		rk_xact_end(started);
+		rk_journal(v, "catch_up", v->self, "priority 0 here, and %s has more WAL: streaming from it, "
+				   "whose registry is newer, before judging again", b->name);
+	}
+	rk_set_readiness("primary lost; this node has priority 0 (as its registry copy says): catching up from %s, "
+					 "which has more WAL, before judging again", b->name);
+	return true;
+}
+
+/*
  * The standby with the most WAL runs first.  If it has not taken over after
  * a second failover_timeout (its auto_failover is off, its worker is stuck,
  * it is rejoining), the next best runs in its place: it first streams from
@@ -569,13 +594,21 @@ rk_act_elect(RkView *v)
 					  v->silence_ms);
 		return RK_EV_NONE;
 	}
+	best = rk_best_candidate(v, reason, sizeof(reason));
 	if (v->self_idx >= 0 && v->peers[v->self_idx].priority == 0)
 	{
+		/*
+		 * Never promoted automatically.  But its copy of the registry may
+		 * be older than another node's (a priority changed just before the
+		 * primary died): it takes the WAL of the node with the most, which
+		 * holds the newest registry, and judges again with that.
+		 */
+		if (best >= 0 && best != v->self_idx && priority_catch_up(v, best))
+			return RK_EV_NONE;
 		rk_set_readiness("primary lost %ld ms ago; this node has priority 0 and is never promoted automatically "
 						 "(the others take its WAL first if it has more)", v->silence_ms);
 		return RK_EV_NONE;
 	}
-	best = rk_best_candidate(v, reason, sizeof(reason));
 	if (best < 0)
 	{
 		rk_set_readiness("primary lost: %s", reason);

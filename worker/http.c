@@ -13,11 +13,14 @@
  *
  * A background worker of its own, so that no request can hold up the
  * failover worker's rounds.  One poll() loop, no threads: at most
- * RK_HTTP_MAX_CONN connections, a request head of at most RK_HTTP_HEAD_MAX
- * bytes, RK_HTTP_DEADLINE_MS for a connection from accept to the last
- * byte of the answer (a slow client is cut off, it never waits on us).
- * Nothing it answers needs a credential, and nothing it does changes
- * state: it reads shared memory, and rk_status() for /status.
+ * RK_HTTP_MAX_CONN connections (a new one pushes out the oldest that has
+ * not sent its request yet), a request head of at most RK_HTTP_HEAD_MAX
+ * bytes within RK_HTTP_HEAD_MS, RK_HTTP_DEADLINE_MS from accept to the
+ * last byte of the answer: a slow client is cut off, it never waits on
+ * us.  Nothing it answers needs a credential, and nothing it does changes
+ * state: it reads shared memory, and rk_status() for /status, at most
+ * once per RK_HTTP_STATUS_CACHE_MS and under short lock and statement
+ * timeouts, so that a lock on the registry never holds up /primary.
  *
  *-------------------------------------------------------------------------
  */
@@ -48,6 +51,7 @@
 #include "utils/json.h"
 #include "utils/memutils.h"
 #include "utils/snapmgr.h"
+#include "utils/timeout.h"
 #include "utils/timestamp.h"
 
 #include "core/clock.h"
@@ -58,24 +62,32 @@
 #include "core/shmem.h"
 #include "worker/worker.h"
 
-#define RK_HTTP_MAX_CONN	16
+#define RK_HTTP_MAX_CONN	64
 #define RK_HTTP_HEAD_MAX	4096
-#define RK_HTTP_DEADLINE_MS 2000
+#define RK_HTTP_HEAD_MS		1000	/* for the whole request head */
+#define RK_HTTP_DEADLINE_MS 2000	/* from accept to the last byte of the answer */
+#define RK_HTTP_ACCEPT_BURST 16		/* connections accepted per loop */
 #define RK_HTTP_RETRY_MS	10000	/* between tries to bind the address */
+#define RK_HTTP_STATUS_CACHE_MS 1000
+#define RK_HTTP_STATUS_TIMEOUT_MS 250
 
 typedef struct HttpConn
 {
 	int			fd;
-	int64		deadline;		/* monotonic ms */
+	int64		accepted;		/* monotonic ms */
 	char		head[RK_HTTP_HEAD_MAX + 1];
 	int			headlen;
-	StringInfoData out;			/* the answer, once there is one */
+	StringInfoData out;			/* the answer, once there is one (TopMemoryContext) */
 	int			sent;
 	bool		answering;
+	bool		draining;		/* answered; reads what the client still sends until it closes */
 } HttpConn;
 
 static HttpConn conns[RK_HTTP_MAX_CONN];
 static int	listen_fd = -1;
+static MemoryContext request_cxt;	/* reset after every loop */
+static char *status_cache;		/* the last /status body, TopMemoryContext */
+static int64 status_cached_at;
 
 void
 rk_register_http_worker(void)
@@ -112,6 +124,7 @@ open_listener(void)
 		ereport(LOG,
 				(errmsg(RK_LOG_PREFIX "replication_kit.http_address \"%s\" is not host:port; the HTTP endpoint is off",
 						rk_http_address)));
+		pfree(addr);
 		return false;
 	}
 	*port++ = '\0';
@@ -122,17 +135,30 @@ open_listener(void)
 	}
 	if (strcmp(host, "*") == 0 || host[0] == '\0')
 		host = NULL;
-	hints.ai_family = AF_UNSPEC;
+	/* Any address: IPv6 and, mapped, IPv4 on one socket where the kernel has IPv6. */
+	hints.ai_family = host ? AF_UNSPEC : AF_INET6;
 	hints.ai_socktype = SOCK_STREAM;
 	hints.ai_flags = AI_PASSIVE | AI_NUMERICSERV;
 	rc = getaddrinfo(host, port, &hints, &res);
+	if (rc != 0 && host == NULL)
+	{
+		hints.ai_family = AF_INET;
+		rc = getaddrinfo(host, port, &hints, &res);
+	}
 	if (rc != 0 || res == NULL)
 	{
 		ereport(LOG,
 				(errmsg(RK_LOG_PREFIX "HTTP endpoint: cannot resolve \"%s\": %s", rk_http_address, gai_strerror(rc))));
+		pfree(addr);
 		return false;
 	}
 	listen_fd = socket(res->ai_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+	if (listen_fd >= 0 && res->ai_family == AF_INET6 && host == NULL)
+	{
+		int			zero = 0;
+
+		(void) setsockopt(listen_fd, IPPROTO_IPV6, IPV6_V6ONLY, &zero, sizeof(zero));
+	}
 	if (listen_fd < 0 ||
 		setsockopt(listen_fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one)) < 0 ||
 		bind(listen_fd, res->ai_addr, res->ai_addrlen) < 0 ||
@@ -145,6 +171,7 @@ open_listener(void)
 			close(listen_fd);
 		listen_fd = -1;
 		freeaddrinfo(res);
+		pfree(addr);
 		return false;
 	}
 	freeaddrinfo(res);
@@ -193,9 +220,12 @@ status_text(int code)
 static void
 respond(HttpConn *c, int code, const char *type, const char *body, bool head_only)
 {
+	MemoryContext old = MemoryContextSwitchTo(TopMemoryContext);
+
 	if (c->out.data)
 		pfree(c->out.data);
 	initStringInfo(&c->out);
+	MemoryContextSwitchTo(old);
 	appendStringInfo(&c->out,
 					 "HTTP/1.1 %d %s\r\nContent-Type: %s\r\nContent-Length: %zu\r\n"
 					 "Cache-Control: no-store\r\nConnection: close\r\n%s\r\n",
@@ -227,7 +257,7 @@ typedef struct Self
 	int64		lease_ms;		/* remaining, primary only */
 	char		name[NAMEDATALEN];
 	char		primary[NAMEDATALEN];
-	XLogRecPtr	primary_lsn;	/* as the worker's last probe of the primary said */
+	XLogRecPtr	primary_lsn;	/* the primary's WAL end, as its last message to the WAL receiver said */
 	bool		primary_lsn_known;
 	XLogRecPtr	receive_lsn;
 	XLogRecPtr	replay_lsn;
@@ -253,16 +283,6 @@ read_self(Self *s)
 	s->paused = rk_shared->paused;
 	strlcpy(s->name, rk_shared->state.node_name, NAMEDATALEN);
 	strlcpy(s->primary, rk_shared->state.primary_name, NAMEDATALEN);
-	for (int i = 0; i < rk_shared->npeers; i++)
-	{
-		RkPeer	   *p = &rk_shared->peers[i];
-
-		if (!p->is_self && p->reachable && !p->in_recovery && strcmp(p->name, s->primary) == 0)
-		{
-			s->primary_lsn = p->lsn;
-			s->primary_lsn_known = true;
-		}
-	}
 	LWLockRelease(rk_shared->lock);
 	s->worker_running = worker != 0 && kill(worker, 0) == 0;
 
@@ -274,7 +294,9 @@ read_self(Self *s)
 
 		SpinLockAcquire(&WalRcv->mutex);
 		state = WalRcv->walRcvState;
+		s->primary_lsn = WalRcv->latestWalEnd;
 		SpinLockRelease(&WalRcv->mutex);
+		s->primary_lsn_known = state == WALRCV_STREAMING && s->primary_lsn != InvalidXLogRecPtr;
 		s->streaming = state == WALRCV_STREAMING;
 		s->receive_lsn = GetWalRcvFlushRecPtr(NULL, NULL);
 		s->replay_lsn = GetXLogReplayRecPtr(NULL);
@@ -331,31 +353,47 @@ parse_lag(const char *query)
 	n = strtoll(p, &end, 10);
 	if (errno != 0 || n < 0)
 		return -2;
-	if (strncmp(end, "kB", 2) == 0)
-		n *= 1024, end += 2;
-	else if (strncmp(end, "MB", 2) == 0)
-		n *= 1024 * 1024, end += 2;
-	else if (strncmp(end, "GB", 2) == 0)
-		n *= INT64CONST(1024) * 1024 * 1024, end += 2;
-	if (*end != '\0' && *end != '&')
-		return -2;
-	return n;
+	{
+		int64		unit = 1;
+
+		if (strncmp(end, "kB", 2) == 0)
+			unit = 1024, end += 2;
+		else if (strncmp(end, "MB", 2) == 0)
+			unit = 1024 * 1024, end += 2;
+		else if (strncmp(end, "GB", 2) == 0)
+			unit = INT64CONST(1024) * 1024 * 1024, end += 2;
+		if ((*end != '\0' && *end != '&') || n > PG_INT64_MAX / unit)
+			return -2;
+		return n * unit;
+	}
 }
 
-/* rk_status() as a JSON array, or NULL with `error` set. */
-static char *
+/*
+ * rk_status() as a JSON array, or NULL with `error` set.  Under a lock
+ * timeout and a statement timeout, so that a lock on the registry (an
+ * ALTER EXTENSION, a VACUUM FULL, a replayed lock on a standby) holds the
+ * loop up for RK_HTTP_STATUS_TIMEOUT_MS at most; and the answer is kept
+ * for RK_HTTP_STATUS_CACHE_MS, so that a client asking without pause
+ * cannot make the loop spend its time here.
+ */
+static const char *
 status_json(char *error, size_t errlen)
 {
 	MemoryContext cxt = CurrentMemoryContext;
 	char	   *result = NULL;
+	char		ms[16];
 
+	if (status_cache != NULL && rk_monotonic_ms() - status_cached_at < RK_HTTP_STATUS_CACHE_MS)
+		return status_cache;
+	snprintf(ms, sizeof(ms), "%d", RK_HTTP_STATUS_TIMEOUT_MS);
 	SetCurrentStatementStartTimestamp();
 	StartTransactionCommand();
 	PG_TRY();
 	{
 		PushActiveSnapshot(GetTransactionSnapshot());
-		(void) set_config_option("statement_timeout", "1000", PGC_USERSET, PGC_S_SESSION,
+		(void) set_config_option("lock_timeout", ms, PGC_USERSET, PGC_S_SESSION,
 								 GUC_ACTION_LOCAL, true, 0, false);
+		enable_timeout_after(STATEMENT_TIMEOUT, RK_HTTP_STATUS_TIMEOUT_MS);
 		if (!OidIsValid(get_extension_oid(RK_EXTENSION_NAME, true)))
 			snprintf(error, errlen, "the extension is not created in database %s", rk_database);
 		else
@@ -367,12 +405,13 @@ status_json(char *error, size_t errlen)
 			{
 				char	   *v = SPI_getvalue(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1);
 
-				result = MemoryContextStrdup(cxt, v ? v : "[]");
+				result = MemoryContextStrdup(TopMemoryContext, v ? v : "[]");
 			}
 			else
 				snprintf(error, errlen, "rk_status() failed");
 			SPI_finish();
 		}
+		disable_timeout(STATEMENT_TIMEOUT, false);
 		PopActiveSnapshot();
 		CommitTransactionCommand();
 	}
@@ -380,6 +419,7 @@ status_json(char *error, size_t errlen)
 	{
 		ErrorData  *ed;
 
+		disable_timeout(STATEMENT_TIMEOUT, false);
 		MemoryContextSwitchTo(cxt);
 		ed = CopyErrorData();
 		FlushErrorState();
@@ -389,7 +429,15 @@ status_json(char *error, size_t errlen)
 		result = NULL;
 	}
 	PG_END_TRY();
+	QueryCancelPending = false; /* a timeout that fired late must not end the loop */
 	MemoryContextSwitchTo(cxt);
+	if (result != NULL)
+	{
+		if (status_cache)
+			pfree(status_cache);
+		status_cache = result;
+		status_cached_at = rk_monotonic_ms();
+	}
 	return result;
 }
 
@@ -465,9 +513,20 @@ metrics_text(StringInfo b, const Self *s)
 	{
 		RkPeer	   *p = &rk_shared->peers[i];
 
-		/* Registered names are [a-z_][a-z0-9_]*: nothing to escape in a label. */
-		if (!p->is_self)
-			appendStringInfo(b, "replication_kit_peer_reachable{node=\"%s\"} %d\n", p->name, p->reachable);
+		if (p->is_self)
+			continue;
+		/* Registered names are [a-z_][a-z0-9_]*; escaped all the same. */
+		appendStringInfoString(b, "replication_kit_peer_reachable{node=\"");
+		for (const char *ch = p->name; *ch; ch++)
+		{
+			if (*ch == '\\' || *ch == '"')
+				appendStringInfoChar(b, '\\');
+			if (*ch == '\n')
+				appendStringInfoString(b, "\\n");
+			else
+				appendStringInfoChar(b, *ch);
+		}
+		appendStringInfo(b, "\"} %d\n", p->reachable);
 	}
 	LWLockRelease(rk_shared->lock);
 }
@@ -527,7 +586,7 @@ handle(HttpConn *c)
 	else if (strcmp(target, "/status") == 0)
 	{
 		char		error[256] = "";
-		char	   *json = status_json(error, sizeof(error));
+		const char *json = status_json(error, sizeof(error));
 
 		if (json)
 		{
@@ -553,40 +612,64 @@ handle(HttpConn *c)
 	pfree(b.data);
 }
 
+/*
+ * Take new connections, at most RK_HTTP_ACCEPT_BURST per loop.  When every
+ * slot is taken, the oldest connection that has not sent its whole
+ * request yet makes room: idle connections cannot lock out a load
+ * balancer's check, which sends its request at once.
+ */
 static void
 accept_all(void)
 {
-	for (;;)
+	for (int n = 0; n < RK_HTTP_ACCEPT_BURST; n++)
 	{
 		int			fd = accept4(listen_fd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
 		int			slot = -1;
+		int			oldest = -1;
 
 		if (fd < 0)
 			return;
 		for (int i = 0; i < RK_HTTP_MAX_CONN; i++)
+		{
 			if (conns[i].fd < 0)
 			{
 				slot = i;
 				break;
 			}
+			if (!conns[i].answering && (oldest < 0 || conns[i].accepted < conns[oldest].accepted))
+				oldest = i;
+		}
+		if (slot < 0 && oldest >= 0)
+		{
+			close_conn(&conns[oldest]);
+			slot = oldest;
+		}
 		if (slot < 0)
 		{
-			static const char busy[] = "HTTP/1.1 503 Service Unavailable\r\nContent-Length: 0\r\nConnection: close\r\n\r\n";
-
-			(void) send(fd, busy, sizeof(busy) - 1, MSG_DONTWAIT | MSG_NOSIGNAL);
-			close(fd);
+			close(fd);			/* every slot is answering: gone within 2 s */
 			continue;
 		}
 		conns[slot].fd = fd;
-		conns[slot].deadline = rk_monotonic_ms() + RK_HTTP_DEADLINE_MS;
+		conns[slot].accepted = rk_monotonic_ms();
 	}
 }
 
 static void
 read_some(HttpConn *c)
 {
-	ssize_t		n = recv(c->fd, c->head + c->headlen, RK_HTTP_HEAD_MAX - c->headlen, 0);
+	ssize_t		n;
 
+	if (c->draining)
+	{
+		char		sink[512];
+
+		/* What a client still sends after the answer: read and dropped until it closes. */
+		n = recv(c->fd, sink, sizeof(sink), 0);
+		if (n == 0 || (n < 0 && errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR))
+			close_conn(c);
+		return;
+	}
+	n = recv(c->fd, c->head + c->headlen, RK_HTTP_HEAD_MAX - c->headlen, 0);
 	if (n == 0 || (n < 0 && errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR))
 	{
 		close_conn(c);
@@ -604,6 +687,12 @@ read_some(HttpConn *c)
 		respond(c, 431, "text/plain", "request head too large\n", false);
 }
 
+/*
+ * Send what is left of the answer.  Once it is out, the sending side is
+ * shut and the connection drained until the client closes it (closing a
+ * socket with unread input would reset it, and the client could lose the
+ * answer).
+ */
 static void
 write_some(HttpConn *c)
 {
@@ -620,14 +709,37 @@ write_some(HttpConn *c)
 	if (c->sent >= c->out.len)
 	{
 		shutdown(c->fd, SHUT_WR);
-		close_conn(c);
+		c->answering = false;
+		c->draining = true;
 	}
+}
+
+/* An error in the loop: logged, the connections dropped, and the loop goes on. */
+static void
+recover_from_error(void)
+{
+	error_context_stack = NULL;
+	HOLD_INTERRUPTS();
+	disable_all_timeouts(false);
+	QueryCancelPending = false;
+	EmitErrorReport();
+	AbortOutOfAnyTransaction();
+	LWLockReleaseAll();
+	MemoryContextSwitchTo(TopMemoryContext);
+	FlushErrorState();
+	for (int i = 0; i < RK_HTTP_MAX_CONN; i++)
+		if (conns[i].fd >= 0)
+			close_conn(&conns[i]);
+	MemoryContextReset(request_cxt);
+	RESUME_INTERRUPTS();
+	pg_usleep(100 * 1000L);
 }
 
 void
 rk_http_main(Datum main_arg)
 {
-	int64		next_bind = 0;
+	static int64 next_bind = 0;	/* kept across an error's longjmp */
+	sigjmp_buf	local_sigjmp_buf;
 
 	pqsignal(SIGHUP, SignalHandlerForConfigReload);
 	pqsignal(SIGTERM, die);
@@ -639,6 +751,12 @@ rk_http_main(Datum main_arg)
 		memset(&conns[i], 0, sizeof(conns[i]));
 		conns[i].fd = -1;
 	}
+	request_cxt = AllocSetContextCreate(TopMemoryContext, "replication_kit http request",
+										ALLOCSET_DEFAULT_SIZES);
+
+	if (sigsetjmp(local_sigjmp_buf, 1) != 0)
+		recover_from_error();
+	PG_exception_stack = &local_sigjmp_buf;
 
 	for (;;)
 	{
@@ -647,6 +765,10 @@ rk_http_main(Datum main_arg)
 		int			n = 0;
 		int64		now;
 
+		MemoryContextReset(request_cxt);
+		MemoryContextSwitchTo(request_cxt);
+		/* A cancel (pg_cancel_backend, a timeout that fired late) is no reason to stop serving. */
+		QueryCancelPending = false;
 		CHECK_FOR_INTERRUPTS();
 		if (!PostmasterIsAlive())
 			proc_exit(1);
@@ -671,10 +793,11 @@ rk_http_main(Datum main_arg)
 
 			if (c->fd < 0)
 				continue;
-			if (now >= c->deadline)
+			if (now - c->accepted >= RK_HTTP_DEADLINE_MS ||
+				(!c->answering && !c->draining && now - c->accepted >= RK_HTTP_HEAD_MS))
 			{
 				/* Too slow: a client that dribbles its request, or never reads the answer. */
-				if (!c->answering)
+				if (!c->answering && !c->draining)
 				{
 					static const char late[] = "HTTP/1.1 408 Request Timeout\r\nContent-Length: 0\r\nConnection: close\r\n\r\n";
 
@@ -688,8 +811,12 @@ rk_http_main(Datum main_arg)
 			idx[n++] = i;
 		}
 
-		if (poll(fds, n, 100) < 0 && errno != EINTR)
+		if (poll(fds, n, 100) < 0)
+		{
+			if (errno == EINTR)
+				continue;
 			elog(ERROR, "poll() failed in the HTTP endpoint: %m");
+		}
 
 		for (int k = 0; k < n; k++)
 		{

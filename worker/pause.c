@@ -36,8 +36,9 @@
  * it for rk_peer_state.
  *
  * The registry copy decides on the primary, and on a standby whose primary
- * is gone (it is as new as any).  Where a primary answers, unfenced and in
- * this node's term or a newer one, its judgement decides instead: a fenced
+ * is gone (it is as new as any).  Where the primary this node knows
+ * answers, unfenced and in this node's term or a newer one, its judgement
+ * decides instead: a fenced
  * old primary's registry is its own, older history, and a standby may lag;
  * neither may rewind a node or run an election that the cluster's pause
  * forbids.  A pause this node itself was told is over stays over.
@@ -56,7 +57,7 @@ rk_pause_note(RkView *v)
 		RkPeer	   *p = &v->peers[i];
 
 		if (p->is_self || !p->reachable || p->in_recovery || p->fenced || p->term < v->st.term ||
-			p->pause_state < 0)
+			p->pause_state < 0 || strcmp(p->name, v->st.primary_name) != 0)
 			continue;
 		v->paused = p->pause_state == 1 && v->st.resumed_pause < p->pause_id;
 		id = p->pause_id;
@@ -92,16 +93,17 @@ clear_in_registry(RkView *v)
 	Oid			argtypes[1] = {INT8OID};
 	Datum		values[1] = {Int64GetDatum((int64) v->pause_id)};
 	bool		started = rk_xact_begin();
-	int			ret;
+	bool		cleared;
 
 	SPI_connect();
-	ret = SPI_execute_with_args(psprintf("UPDATE %s SET paused_at = NULL, paused_reason = NULL "
-										 "WHERE pause_id = $1 AND paused_at IS NOT NULL",
-										 rk_table("rk_cluster")),
-								1, argtypes, values, NULL, false, 0);
+	cleared = SPI_execute_with_args(psprintf("UPDATE %s SET paused_at = NULL, paused_reason = NULL "
+											 "WHERE pause_id = $1 AND paused_at IS NOT NULL",
+											 rk_table("rk_cluster")),
+									1, argtypes, values, NULL, false, 0) == SPI_OK_UPDATE &&
+		SPI_processed == 1;
 	SPI_finish();
 	rk_xact_end(started);
-	if (ret == SPI_OK_UPDATE && SPI_processed == 1)
+	if (cleared)
 		rk_journal(v, "resumed", v->self, "pause " UINT64_FORMAT " ended by rk_resume() on a standby; cleared in the registry",
 				   v->pause_id);
 }
@@ -160,8 +162,16 @@ hand_on(RkView *v)
 				rk_journal(v, "resumed", v->peers[i].name, "pause " UINT64_FORMAT " ended there too (rk_resume() on %s)",
 						   resumed, v->self);
 		}
-		else if (strcmp(calls[c].sqlstate, "22023") == 0)
-			ctx->resume_acked[i] = resumed; /* it does not know the pause */
+		else if (strcmp(calls[c].sqlstate, "22023") == 0 && (!v->peers[i].in_recovery || !v->pause_set))
+		{
+			/*
+			 * It does not know the pause: an old primary's history without
+			 * it, or a standby that will replay the registry's clearing
+			 * after the pause.  A standby that has not replayed a pause
+			 * still in force is asked again.
+			 */
+			ctx->resume_acked[i] = resumed;
+		}
 		else
 			ereport(DEBUG1,
 					(errmsg(RK_LOG_PREFIX "could not hand the end of pause " UINT64_FORMAT " to %s: %s",

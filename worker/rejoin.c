@@ -289,9 +289,10 @@ switchover_caller_waiting(RkWorkerContext *ctx)
  * holds it back.
  */
 static bool
-may_rejoin(RkView *v, char *why, size_t whylen)
+may_rejoin(RkView *v, int source, char *why, size_t whylen)
 {
 	bool		requested;
+	RkPeer	   *s = &v->peers[source];
 
 	LWLockAcquire(rk_shared->lock, LW_SHARED);
 	requested = rk_shared->rejoin_requested;
@@ -303,6 +304,18 @@ may_rejoin(RkView *v, char *why, size_t whylen)
 	else if (v->paused)
 		snprintf(why, whylen, "the cluster is paused (since %s%s%s), so no automatic rejoin (rk_resume() ends the pause)",
 				 v->paused_since, v->pause_reason[0] ? ": " : "", v->pause_reason);
+
+	/*
+	 * This node's own registry copy may be from another history (an old
+	 * primary's) and never have seen the pause: a rewind, which destroys
+	 * what only this node has, waits until the node it would rewind from
+	 * says, in this round, that the cluster is not paused.
+	 */
+	else if (s->pause_state != -1 &&
+			 (!s->reachable || s->last_ok != v->now ||
+			  (s->pause_state == 1 && v->st.resumed_pause < s->pause_id)))
+		snprintf(why, whylen, "%s has not said this round that the cluster is not paused, so no automatic rejoin yet",
+				 s->name);
 	else
 		return true;
 	return false;
@@ -321,7 +334,7 @@ rk_act_rejoin(RkView *v)
 				  v->st.term);
 		return RK_EV_NONE;
 	}
-	if (!may_rejoin(v, why, sizeof(why)))
+	if (!may_rejoin(v, p, why, sizeof(why)))
 	{
 		rk_set_readiness("fenced: %s is the primary of term " UINT64_FORMAT "; %s: run SELECT rk_rejoin() to rejoin as its standby",
 				  v->peers[p].name, v->st.term, why);
@@ -355,7 +368,7 @@ rk_act_rejoin_diverged(RkView *v)
 	LWLockAcquire(rk_shared->lock, LW_EXCLUSIVE);
 	rk_shared->diverged = true;
 	LWLockRelease(rk_shared->lock);
-	if (!may_rejoin(v, why, sizeof(why)))
+	if (!may_rejoin(v, v->primary_idx, why, sizeof(why)))
 	{
 		rk_set_readiness("cannot follow %s: this standby's WAL diverged from its timeline; %s: run SELECT rk_rejoin()",
 				  v->peers[v->primary_idx].name, why);
@@ -551,7 +564,7 @@ rk_act_check_rejoin(RkView *v)
 			return RK_EV_NONE;
 		}
 	}
-	if (!may_rejoin(v, held, sizeof(held)))
+	if (!may_rejoin(v, p, held, sizeof(held)))
 	{
 		rk_set_readiness("does not follow %s (%s); %s: run SELECT rk_rejoin()",
 						 v->peers[p].name, diverged ? why : "its WAL diverged?", held);
