@@ -307,14 +307,13 @@ may_rejoin(RkView *v, int source, char *why, size_t whylen)
 
 	/*
 	 * This node's own registry copy may be from another history (an old
-	 * primary's) and never have seen the pause: a rewind, which destroys
-	 * what only this node has, waits until the node it would rewind from
-	 * says, in this round, that the cluster is not paused.
+	 * primary's) and never have seen the pause: what the node it would
+	 * rewind from said last counts too, also when this round's probe of it
+	 * failed (a rewind, which destroys what only this node has, would still
+	 * reach it).  A source that never answered cannot be rewound from.
 	 */
-	else if (s->pause_state != -1 &&
-			 (!s->reachable || s->last_ok != v->now ||
-			  (s->pause_state == 1 && v->st.resumed_pause < s->pause_id)))
-		snprintf(why, whylen, "%s has not said this round that the cluster is not paused, so no automatic rejoin yet",
+	else if (s->pause_state == 1 && v->st.resumed_pause < s->pause_id)
+		snprintf(why, whylen, "%s, the primary, holds the cluster paused, so no automatic rejoin (rk_resume() ends the pause)",
 				 s->name);
 	else
 		return true;
