@@ -623,12 +623,19 @@ accept_all(void)
 {
 	for (int n = 0; n < RK_HTTP_ACCEPT_BURST; n++)
 	{
-		int			fd = accept4(listen_fd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
+		int			fd = accept(listen_fd, NULL, NULL);
 		int			slot = -1;
 		int			oldest = -1;
 
 		if (fd < 0)
 			return;
+		/* accept4() is a GNU extension: the flags one at a time, portably. */
+		if (fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) | O_NONBLOCK) < 0 ||
+			fcntl(fd, F_SETFD, FD_CLOEXEC) < 0)
+		{
+			close(fd);
+			continue;
+		}
 		for (int i = 0; i < RK_HTTP_MAX_CONN; i++)
 		{
 			if (conns[i].fd < 0)
