@@ -65,5 +65,6 @@ extern void rk_state_load_locked(void);
 extern void rk_state_set_identity(const char *node_name, const char *role);
 extern void rk_state_start_term(const char *primary_name);
 extern bool rk_state_elected(const RkNodeState *st);
+extern bool rk_state_note_resumed(uint64 pause_id);
 
 #endif							/* RK_NODE_STATE_H */

@@ -19,6 +19,7 @@
 
 #include "lib/stringinfo.h"
 #include "storage/fd.h"
+#include "storage/latch.h"
 
 #include "core/durable.h"
 #include "core/node_state.h"
@@ -224,6 +225,32 @@ rk_state_save_locked(const RkNodeState *st)
 	rk_shared->state = *st;
 	rk_shared->state_loaded = true;
 	pg_atomic_write_u32(&rk_shared->elected, rk_state_elected(st) ? 1 : 0);
+}
+
+/*
+ * The end of pause `pause_id` on this node (rk_resume here, or another
+ * node's rk_peer_resume): on disk before anything acts on it, then the
+ * worker is woken.  Returns whether it was news.
+ */
+bool
+rk_state_note_resumed(uint64 pause_id)
+{
+	bool		news = false;
+
+	LWLockAcquire(rk_shared->lock, LW_EXCLUSIVE);
+	rk_state_load_locked();
+	if (rk_shared->state.resumed_pause < pause_id)
+	{
+		RkNodeState st = rk_shared->state;
+
+		st.resumed_pause = pause_id;
+		rk_state_save_locked(&st);
+		news = true;
+	}
+	if (rk_shared->worker_latch)
+		SetLatch(rk_shared->worker_latch);
+	LWLockRelease(rk_shared->lock);
+	return news;
 }
 
 /* Load the state file into shared memory once; caller holds the lock exclusively. */

@@ -163,8 +163,8 @@ rk_pause(PG_FUNCTION_ARGS)
 	 * this is a new pause.)
 	 */
 	row = registry_row(psprintf("UPDATE %s SET paused_reason = $1 WHERE paused_at IS NOT NULL AND pause_id > $3 "
-								"RETURNING pause_id, paused_at", rk_table("rk_cluster")),
-					   3, argtypes, values, nulls, 2);
+								"RETURNING pause_id", rk_table("rk_cluster")),
+					   3, argtypes, values, nulls, 1);
 	if (row != NULL)
 	{
 		ereport(NOTICE,
@@ -205,8 +205,9 @@ rk_pause(PG_FUNCTION_ARGS)
 Datum
 rk_resume(PG_FUNCTION_ARGS)
 {
-	char	  **row;
-	uint64		pause_id;
+	char	   *registry_id;
+	char	   *id;
+	uint64		pause_id = 0;
 	bool		fenced;
 	bool		held;
 	uint64		held_id;
@@ -216,28 +217,23 @@ rk_resume(PG_FUNCTION_ARGS)
 	/* It writes the node's state file, which a ROLLBACK would not undo. */
 	rk_require_not_in_transaction_block("rk_resume");
 
-	row = registry_row(psprintf("SELECT pause_id, paused_at, paused_reason FROM %s WHERE paused_at IS NOT NULL",
-								rk_table("rk_cluster")), 0, NULL, NULL, NULL, 3);
+	registry_id = rk_query_value(psprintf("SELECT pause_id FROM %s WHERE paused_at IS NOT NULL",
+										  rk_table("rk_cluster")), 0, NULL, NULL);
+	if (registry_id)
+		pause_id = strtoull(registry_id, NULL, 10);
+	/* Held by the primary's pause too, which an old primary's registry copy lacks. */
 	LWLockAcquire(rk_shared->lock, LW_SHARED);
 	held = rk_shared->paused;
 	held_id = rk_shared->pause_id;
 	LWLockRelease(rk_shared->lock);
-	if (row == NULL && held)
-	{
-		/* Held by the primary's pause, which this node's registry copy (an old primary's) lacks. */
-		row = palloc0(sizeof(char *) * 3);
-		row[0] = psprintf(UINT64_FORMAT, held_id);
-		row[1] = "(the primary's registry)";
-	}
-	if (row == NULL)
+	if (held && held_id > pause_id)
+		pause_id = held_id;
+	if (pause_id == 0)
 	{
 		ereport(NOTICE,
 				(errmsg("the cluster is not paused")));
 		PG_RETURN_TEXT_P(cstring_to_text("not paused"));
 	}
-	pause_id = strtoull(row[0], NULL, 10);
-	if (held && held_id > pause_id)
-		pause_id = held_id;
 	fenced = pg_atomic_read_u32(&rk_shared->fenced) != 0;
 
 	/*
@@ -245,17 +241,8 @@ rk_resume(PG_FUNCTION_ARGS)
 	 * its worker hands it to every other node, a fenced old primary among
 	 * them, whose own copy of the registry never sees the pause cleared.
 	 */
-	LWLockAcquire(rk_shared->lock, LW_EXCLUSIVE);
-	if (rk_shared->state.resumed_pause < pause_id)
-	{
-		RkNodeState st = rk_shared->state;
-
-		st.resumed_pause = pause_id;
-		rk_state_save_locked(&st);
-	}
-	if (rk_shared->worker_latch)
-		SetLatch(rk_shared->worker_latch);
-	LWLockRelease(rk_shared->lock);
+	(void) rk_state_note_resumed(pause_id);
+	id = psprintf(UINT64_FORMAT, pause_id);
 
 	if (!RecoveryInProgress() && !fenced)
 	{
@@ -265,19 +252,19 @@ rk_resume(PG_FUNCTION_ARGS)
 		(void) registry_row(psprintf("UPDATE %s SET paused_at = NULL, paused_reason = NULL WHERE pause_id = $1 "
 									 "RETURNING pause_id", rk_table("rk_cluster")),
 							1, argtypes, values, NULL, 1);
-		rk_registry_event("resumed", NULL, psprintf("pause %s ended by rk_resume() on %s", row[0],
+		rk_registry_event("resumed", NULL, psprintf("pause %s ended by rk_resume() on %s", id,
 													rk_self_name() ? rk_self_name() : "the primary"));
 		wake_worker();
 		PG_RETURN_TEXT_P(cstring_to_text(psprintf("resumed: pause %s ended; automatic failover, rejoin and demotion are on again",
-												  row[0])));
+												  id)));
 	}
 
 	ereport(LOG,
-			(errmsg("replication_kit: pause %s ended on this node by rk_resume(); the other nodes are told, and the primary clears it in the registry",
-					row[0])));
+			(errmsg(RK_LOG_PREFIX "pause %s ended on this node by rk_resume(); the other nodes are told, and the primary clears it in the registry",
+					id)));
 	PG_RETURN_TEXT_P(cstring_to_text(psprintf("resumed on this node: pause %s no longer holds here; "
 											  "its worker tells the other nodes, and the primary, or the next one elected, "
-											  "clears it in the registry", row[0])));
+											  "clears it in the registry", id)));
 }
 
 /*

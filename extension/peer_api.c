@@ -431,6 +431,23 @@ judge_vote(const VoteRequest *rq, const RkNodeState *st, char *reason)
 	return RK_REFUSAL_NONE;
 }
 
+/* A registered node's host and port, as the worker last read them; false if it is none. */
+static bool
+node_address(const char *name, char *host, int *port)
+{
+	host[0] = '\0';
+	*port = 0;
+	LWLockAcquire(rk_shared->lock, LW_SHARED);
+	for (int i = 0; i < rk_shared->npeers; i++)
+		if (strcmp(rk_shared->peers[i].name, name) == 0)
+		{
+			strlcpy(host, rk_shared->peers[i].host, RK_HOST_LEN);
+			*port = rk_shared->peers[i].port;
+		}
+	LWLockRelease(rk_shared->lock);
+	return host[0] != '\0';
+}
+
 /*
  * Point this standby's WAL receiver at `candidate` and wait until no stream
  * from anywhere else is left.  A synchronous standby that voted but still
@@ -442,8 +459,8 @@ judge_vote(const VoteRequest *rq, const RkNodeState *st, char *reason)
 static bool
 leave_old_stream(const char *candidate, const char *role, RkRefusal *refusal, char *reason)
 {
-	char		host[RK_HOST_LEN] = "";
-	int			port = 0;
+	char		host[RK_HOST_LEN];
+	int			port;
 	Oid			save_user;
 	int			save_sec;
 	int			wait_ms;
@@ -452,15 +469,7 @@ leave_old_stream(const char *candidate, const char *role, RkRefusal *refusal, ch
 	*refusal = RK_REFUSAL_NONE;
 	if (!RecoveryInProgress())
 		return false;			/* judge_vote refuses */
-	LWLockAcquire(rk_shared->lock, LW_SHARED);
-	for (int i = 0; i < rk_shared->npeers; i++)
-		if (strcmp(rk_shared->peers[i].name, candidate) == 0)
-		{
-			strlcpy(host, rk_shared->peers[i].host, sizeof(host));
-			port = rk_shared->peers[i].port;
-		}
-	LWLockRelease(rk_shared->lock);
-	if (host[0] == '\0')
+	if (!node_address(candidate, host, &port))
 	{
 		snprintf(reason, RK_REASON_LEN, "%s is not a node this node knows", candidate);
 		*refusal = RK_REFUSAL_RECEIVES_WAL;
@@ -530,19 +539,12 @@ read_vote_request(FunctionCallInfo fcinfo, VoteRequest *rq)
 	rq->left_old_stream = false;
 	if (RecoveryInProgress())
 	{
-		char		host[RK_HOST_LEN] = "";
-		int			port = 0;
+		char		host[RK_HOST_LEN];
+		int			port;
 		pid_t		pid;
 
-		LWLockAcquire(rk_shared->lock, LW_SHARED);
-		for (int i = 0; i < rk_shared->npeers; i++)
-			if (!rk_shared->peers[i].is_self && strcmp(rk_shared->peers[i].name, rq->candidate) == 0)
-			{
-				strlcpy(host, rk_shared->peers[i].host, sizeof(host));
-				port = rk_shared->peers[i].port;
-			}
-		LWLockRelease(rk_shared->lock);
-		rq->left_old_stream = host[0] != '\0' && rk_receiver_targets(host, port, &pid) && pid != 0;
+		rq->left_old_stream = node_address(rq->candidate, host, &port) &&
+			rk_receiver_targets(host, port, &pid) && pid != 0;
 	}
 }
 
@@ -895,7 +897,7 @@ rk_peer_resume(PG_FUNCTION_ARGS)
 	Oid			save_user;
 	int			save_sec;
 	char	   *known;
-	bool		news = false;
+	bool		news;
 
 	if (caller == NULL || PG_ARGISNULL(1))
 		ereport(ERROR,
@@ -915,20 +917,9 @@ rk_peer_resume(PG_FUNCTION_ARGS)
 				 errmsg("pause " INT64_FORMAT " is not known here", pause_id),
 				 errdetail("This node's registry knows pauses up to %s.", known ? known : "none")));
 
-	LWLockAcquire(rk_shared->lock, LW_EXCLUSIVE);
-	if (rk_shared->state.resumed_pause < (uint64) pause_id)
-	{
-		RkNodeState st = rk_shared->state;
-
-		st.resumed_pause = (uint64) pause_id;
-		rk_state_save_locked(&st);
-		news = true;
-		if (rk_shared->worker_latch)
-			SetLatch(rk_shared->worker_latch);
-	}
-	LWLockRelease(rk_shared->lock);
+	news = rk_state_note_resumed((uint64) pause_id);
 	if (news)
 		ereport(LOG,
-				(errmsg(RK_LOG_PREFIX "pause " INT64_FORMAT " ended here: %s ran rk_resume()", pause_id, caller)));
+				(errmsg(RK_LOG_PREFIX "pause " INT64_FORMAT " ended here: %s handed on an rk_resume()", pause_id, caller)));
 	PG_RETURN_BOOL(news);
 }

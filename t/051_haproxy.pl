@@ -65,7 +65,6 @@ ok(poll_ok($primary, 'SELECT count(*) > 20 FROM writes'), 'the client writes thr
 
 my $acked_file = "$tmp/acked_writes";
 my $lines = sub { open my $f, '<', $acked_file or return 0; my @l = <$f>; close $f; scalar @l };
-my $before = $lines->();
 my $killed = time;
 kill9($primary);
 my $new = wait_for_primary(90, $pgslave, $pgasync);

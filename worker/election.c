@@ -492,11 +492,11 @@ run_election(RkView *v, const char *mode, uint64 term, StringInfo result)
 }
 
 /*
- * A node of priority 0 streams from `best`, which has more WAL, so that its
- * registry copy is as new as that node's.  Returns whether it does.
+ * If `best` has more WAL than this node, stream from it (once, with `why`
+ * in the journal) and return true; false if this node has as much.
  */
 static bool
-priority_catch_up(RkView *v, int best)
+catch_up_from(RkView *v, int best, const char *why)
 {
 	RkPeer	   *b = &v->peers[best];
 
@@ -508,9 +508,23 @@ priority_catch_up(RkView *v, int best)
 
 		rk_point_catch_up(b->host, b->port, v->self, v->repl_role);
 		rk_xact_end(started);
-		rk_journal(v, "catch_up", v->self, "priority 0 here, and %s has more WAL: streaming from it, "
-				   "whose registry is newer, before judging again", b->name);
+		rk_journal(v, "catch_up", v->self, "%s", why);
 	}
+	return true;
+}
+
+/*
+ * A node of priority 0 streams from `best`, which has more WAL, so that its
+ * registry copy is as new as that node's.  Returns whether it does.
+ */
+static bool
+priority_catch_up(RkView *v, int best)
+{
+	RkPeer	   *b = &v->peers[best];
+
+	if (!catch_up_from(v, best, psprintf("priority 0 here, and %s has more WAL: streaming from it, "
+										 "whose registry is newer, before judging again", b->name)))
+		return false;
 	rk_set_readiness("primary lost; this node has priority 0 (as its registry copy says): catching up from %s, "
 					 "which has more WAL, before judging again", b->name);
 	return true;
@@ -548,21 +562,12 @@ in_place_of(RkView *v, int best)
 		rk_set_readiness("primary lost; waiting for %s, which has the most WAL, to take over", b->name);
 		return false;
 	}
-	if (b->timeline > v->tli || (b->timeline == v->tli && b->lsn > v->lsn))
+	if (catch_up_from(v, best, never ?
+					  psprintf("%s has the most WAL but priority 0; streaming from it before running in its place",
+							   b->name) :
+					  psprintf("%s has the most WAL but has not taken over in %ld ms; "
+							   "streaming from it before running in its place", b->name, v->silence_ms)))
 	{
-		if (v->upstream_idx != best)
-		{
-			bool		started = rk_xact_begin();
-
-			rk_point_catch_up(b->host, b->port, v->self, v->repl_role);
-			rk_xact_end(started);
-			if (never)
-				rk_journal(v, "catch_up", v->self, "%s has the most WAL but priority 0; "
-						   "streaming from it before running in its place", b->name);
-			else
-				rk_journal(v, "catch_up", v->self, "%s has the most WAL but has not taken over in %ld ms; "
-						   "streaming from it before running in its place", b->name, v->silence_ms);
-		}
 		rk_set_readiness("primary lost; catching up from %s (%X/%X on timeline %u, this node at %X/%X on %u) "
 						 "before running in its place", b->name, LSN_FORMAT_ARGS(b->lsn), b->timeline,
 						 LSN_FORMAT_ARGS(v->lsn), v->tli);

@@ -159,7 +159,7 @@ hand_on(RkView *v)
 		{
 			ctx->resume_acked[i] = resumed;
 			if (strcmp(news, "t") == 0)
-				rk_journal(v, "resumed", v->peers[i].name, "pause " UINT64_FORMAT " ended there too (rk_resume() on %s)",
+				rk_journal(v, "resumed", v->peers[i].name, "pause " UINT64_FORMAT " ended there too (handed on by %s)",
 						   resumed, v->self);
 		}
 		else if (strcmp(calls[c].sqlstate, "22023") == 0 && (!v->peers[i].in_recovery || !v->pause_set))
