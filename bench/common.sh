@@ -55,14 +55,20 @@ bench_check_committer()
 
 BENCH_CPID=
 # Start the committer in the background over every node of the cluster.
+# With BENCH_VIA_PORT set, through that one port instead (a proxy such as
+# HAProxy): each acknowledged line then ends with the port of the server
+# that committed it (inet_server_port()), which bench_wait_ack_elsewhere reads.
 bench_start_committer()
 {
-	local dir=$1 acked=$2 errors=$3 start_id=$4 ports
+	local dir=$1 acked=$2 errors=$3 start_id=$4 ports conninfo
 	ports=$(awk '{ print $2 }' "$dir/rkcluster.ports" | paste -sd,)
+	conninfo="host=127.0.0.1,127.0.0.1,127.0.0.1 port=$ports target_session_attrs=read-write"
+	[ -n "${BENCH_VIA_PORT:-}" ] && conninfo="host=127.0.0.1 port=$BENCH_VIA_PORT"
 	: >"$acked"
 	: >"$errors"
 	PGPASSWORD=$(rk_superuser_password "$dir") PGUSER=postgres "$BENCH_SRC/committer" \
-		--conninfo "host=127.0.0.1,127.0.0.1,127.0.0.1 port=$ports dbname=postgres target_session_attrs=read-write connect_timeout=1 application_name=bench_committer" \
+		--conninfo "$conninfo dbname=postgres connect_timeout=1 application_name=bench_committer" \
+		${BENCH_VIA_PORT:+--returning inet_server_port()} \
 		--out "$acked" --errors "$errors" --start-id "$start_id" 2>>"${acked%.*}.committer.log" &
 	BENCH_CPID=$!
 }
@@ -93,7 +99,7 @@ bench_wait_ack_elsewhere()
 {
 	local acked=$1 old_port=$2 since=$3 timeout=${4:-60} i line
 	for i in $(seq 1 $((timeout * 20))); do
-		line=$(awk -F'\t' -v p="$old_port" -v t="$since" '$3 != p && $2 + 0 > t + 0 { print $2 "\t" $3; exit }' "$acked")
+		line=$(awk -F'\t' -v p="$old_port" -v t="$since" '$NF != p && $2 + 0 > t + 0 { print $2 "\t" $NF; exit }' "$acked")
 		if [ -n "$line" ]; then echo "$line"; return 0; fi
 		sleep 0.05
 	done

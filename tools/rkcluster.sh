@@ -7,6 +7,8 @@
 #       pgmaster, pgslave (sync) and pgasyncslave (potential) under
 #       FIRST 1, all streaming; DIR/<node> data, DIR/<node>.log server log,
 #       sockets in DIR.  Destroys whatever an earlier run left in DIR first.
+#       With RK_HTTP_OFFSET=N in the environment every node also serves
+#       replication_kit.http_address on 127.0.0.1, its port + N.
 #   rk_cluster_destroy DIR        immediate stop of all three, rm -rf of their files
 #   rk_primary_port DIR           port of the node that accepts writes now
 #   rk_primary_node DIR           its name
@@ -282,6 +284,14 @@ rk_cluster_destroy()
 	rm -f "$dir/rkcluster.ports" "$dir/rkcluster.secrets" "$dir"/.s.PGSQL.*
 }
 
+# With RK_HTTP_OFFSET set, each node serves the kit's HTTP endpoint on
+# 127.0.0.1, port (its PostgreSQL port + RK_HTTP_OFFSET).
+_rk_http_line()
+{
+	[ -n "${RK_HTTP_OFFSET:-}" ] || return 0
+	echo "replication_kit.http_address = '127.0.0.1:$(($1 + RK_HTTP_OFFSET))'"
+}
+
 rk_cluster_create()
 {
 	local dir=$1 p_master=$2 p_slave=$3 p_async=$4
@@ -315,6 +325,7 @@ rk_cluster_create()
 		echo "port = $p_master"
 		echo "unix_socket_directories = '$dir'"
 		echo "unix_socket_permissions = 0700"
+		_rk_http_line "$p_master"
 		for p in "$@"; do echo "$p"; done
 	} >>"$dir/pgmaster/postgresql.conf"
 	rk_start "$dir" pgmaster
@@ -344,7 +355,7 @@ rk_cluster_create()
 		) >"$dir/$n.clone.log" 2>&1 || { cat "$dir/$n.clone.log" >&2; return 1; }
 		rm -f "$dir/$n.clone.log"
 		# The clone carries the primary's postgresql.conf; it gets its own port.
-		echo "port = ${port[$n]}" >>"$dir/$n/postgresql.conf"
+		{ echo "port = ${port[$n]}"; _rk_http_line "${port[$n]}"; } >>"$dir/$n/postgresql.conf"
 		rk_start "$dir" "$n"
 	done
 
