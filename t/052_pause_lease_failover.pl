@@ -53,9 +53,8 @@ is(scalar(grep { (psql_ok($_, 'SELECT pg_is_in_recovery()'))[1] eq 't' } $pgslav
 ok(wait_follows($_, $pgmaster, 90), $_->name . ' streams from pgmaster again') for ($pgslave, $pgasync);
 
 # The primary dies while paused: nobody takes over by themselves...
-$pgmaster->safe_psql('postgres', 'CHECKPOINT');
 $_->poll_query_until('postgres', 'SELECT count(*) = 100 FROM acked') or die for ($pgslave, $pgasync);
-kill9($pgmaster);
+diverge_and_kill($pgmaster, undef, $pgslave, $pgasync);
 ok(poll_ok($_, $held), $_->name . ': no automatic failover while paused') for ($pgslave, $pgasync);
 
 # ...but an operator can.

@@ -292,7 +292,8 @@ sub cut_off_committing
 # stopped once every standby holds all its WAL (and the same WAL: otherwise
 # the one that happened to get a last record, a checkpoint's or a running
 # transactions snapshot, is the most advanced and rightly wins; equal, the
-# synchronous one is promoted), and `sql` commits locally.
+# synchronous one is promoted), and `sql` commits locally.  With `sql`
+# undef, the primary dies with the standbys' WAL: it needs no rewind.
 sub diverge_and_kill
 {
 	my ($primary, $sql, @standbys) = @_;
@@ -309,7 +310,7 @@ sub diverge_and_kill
 		last if !grep { $_ ne $now } @got;
 		kill 'CONT', @senders;
 	}
-	$primary->safe_psql('postgres', "SET synchronous_commit = local; $sql");
+	$primary->safe_psql('postgres', "SET synchronous_commit = local; $sql") if defined $sql;
 	kill9($primary);
 	return;
 }
