@@ -517,6 +517,12 @@ read_vote_request(FunctionCallInfo fcinfo, VoteRequest *rq)
 				 errmsg("rk_request_vote arguments must not be null")));
 	rq->candidate = text_to_cstring(PG_GETARG_TEXT_PP(0));
 	rq->term = peer_term(fcinfo, 1, false);
+	/* A negative integer would become a timeline near 2^32: "more WAL" than anyone. */
+	if (PG_GETARG_INT32(2) < 1)
+		ereport(ERROR,
+				(errcode(ERRCODE_NUMERIC_VALUE_OUT_OF_RANGE),
+				 errmsg("timeline %d is out of range", PG_GETARG_INT32(2)),
+				 errdetail("A timeline is a whole number from 1 to %d.", PG_INT32_MAX)));
 	rq->tli = (TimeLineID) PG_GETARG_INT32(2);
 	rq->lsn = PG_GETARG_LSN(3);
 	mode = text_to_cstring(PG_GETARG_TEXT_PP(4));

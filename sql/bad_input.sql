@@ -284,13 +284,16 @@ SELECT unchanged();
 
 -- Terms from peers are whole numbers from 1 (0 for a node that is not a
 -- primary and has seen none) to 2^48: a negative bigint would become a term
--- near 2^64 and wrap every later one.
+-- near 2^64 and wrap every later one.  A candidate's timeline is at least
+-- 1: a negative one would be "more WAL" than any voter's.
 SELECT md5(pg_read_binary_file('replication_kit.state')::text) AS state_before \gset
 SELECT * FROM rk_peer_state('pgslave', -1, true);
 SELECT * FROM rk_peer_state('pgslave', 0, true);
 SELECT * FROM rk_peer_state('pgslave', 281474976710657, true);
 SELECT * FROM rk_peer_state('pgslave', NULL, false);
 SELECT * FROM rk_request_vote('pgslave', -1, 1, '0/0', 'force');
+SELECT * FROM rk_request_vote('pgslave', 9, -1, 'FF/0', 'auto');
+SELECT * FROM rk_request_vote('pgslave', 9, 0, 'FF/0', 'auto');
 SELECT * FROM rk_peer_fence('pgslave', 0, false);
 SELECT * FROM rk_peer_fence('pgslave', -5, true);
 SELECT md5(pg_read_binary_file('replication_kit.state')::text) = :'state_before' AS state_unchanged;
@@ -408,3 +411,21 @@ SELECT rk_resume();
 SELECT rk_set_node('pgslave', priority => 0);
 RESET SESSION AUTHORIZATION;
 SELECT unchanged();
+
+-- A function or operator planted in a schema on the caller's search path
+-- is never called by the kit's superuser code: rk_set_sync once built
+-- synchronous_standby_names with text || integer, which this one catches.
+CREATE TABLE public.planted_calls (what text);
+CREATE FUNCTION public.planted_concat(text, integer) RETURNS text LANGUAGE sql
+    AS $$ INSERT INTO public.planted_calls VALUES ('text || integer'); SELECT $1 || $2::text $$;
+CREATE OPERATOR public.|| (LEFTARG = text, RIGHTARG = integer, FUNCTION = public.planted_concat);
+SELECT 'planted ' || 1 AS planted_operator_works;
+SET search_path = public, pg_catalog;
+SELECT rk_set_sync('ANY', 1);
+SELECT rk_set_sync('FIRST', 1);
+SELECT node_name, role FROM rk_status() ORDER BY node_name;
+RESET search_path;
+SELECT count(*) AS planted_calls FROM public.planted_calls;
+DROP OPERATOR public.|| (text, integer);
+DROP FUNCTION public.planted_concat(text, integer);
+DROP TABLE public.planted_calls;
