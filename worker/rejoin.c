@@ -165,9 +165,10 @@ start_rewind(RkView *v, int p)
 	rk_conninfo_append(&conn, "application_name", "rk_rejoin");
 	rk_conninfo_append_tls(&conn, strcmp(v->peer_user, RK_NODE_ROLE) == 0);
 	source = conn.data;
-	reclone = psprintf("pg_ctl stop -D %s; rm -rf %s/* %s; %s; then start it with its own port",
+	reclone = psprintf("pg_ctl stop -D %s; rm -rf %s/* %s %s; %s; then start it with its own port",
 					   rk_shell_quote(DataDir), rk_shell_quote(DataDir),
 					   rk_shell_quote(psprintf("%s" RK_REJOIN_WORK_SUFFIX, DataDir)),
+					   rk_shell_quote(psprintf("%s.rk_rewinding", DataDir)),
 					   rk_clone_command(DataDir, v->self, to->host, to->port, v->repl_role));
 
 	/* After the restart it must come up in recovery, following the new primary. */
