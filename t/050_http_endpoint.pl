@@ -98,7 +98,14 @@ like($body, qr/^replication_kit_lease_remaining_seconds [0-9.]+$/m, 'the lease')
 my $tmp = PostgreSQL::Test::Utils::tempdir;
 for my $name (sort keys %port)
 {
-	(undef, undef, $body) = get($port{$name}, '/metrics');
+	# A fetch that fails (say, a connection refused) is no verdict on the
+	# format: wait for a 200, and say what came instead.
+	my $fetched = wait_until(sub {
+		($code, undef, $body) = get($port{$name}, '/metrics');
+		diag("$name: /metrics answered $code: $body") if $code != 200;
+		return $code == 200;
+	}, 30);
+	ok($fetched, "$name: /metrics 200");
 	open my $fh, '>', "$tmp/$name.prom" or die;
 	print $fh $body;
 	close $fh;
