@@ -31,10 +31,11 @@ rk_log(const char *level, const char *fmt,...)
 	n = 0;
 
 	/*
-	 * One line per message, whatever it quotes: every control byte (libpq
-	 * messages carry newlines; a client's method or header can carry
-	 * anything) and the backslash are written as escapes, so no input can
-	 * forge a line or a terminal sequence in the log.
+	 * One line per message, whatever it quotes: every byte outside
+	 * printable ASCII (libpq messages carry newlines; a client's method or
+	 * header can carry anything, C1 controls such as CSI and their UTF-8
+	 * forms included) and the backslash are written as escapes, so no input
+	 * can forge a line or a terminal sequence in the log.
 	 */
 	for (const unsigned char *p = (const unsigned char *) msg; *p; p++)
 	{
@@ -43,7 +44,7 @@ rk_log(const char *level, const char *fmt,...)
 			esc[n++] = '\\';
 			esc[n++] = '\\';
 		}
-		else if (*p < 0x20 || *p == 0x7f)
+		else if (*p < 0x20 || *p >= 0x7f)
 			n += (size_t) snprintf(esc + n, sizeof(esc) - n, "\\x%02x", *p);
 		else
 			esc[n++] = (char) *p;

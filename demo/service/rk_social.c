@@ -16,21 +16,23 @@
  * HTTP is libmicrohttpd with one thread per client connection; each libpq
  * connection is held by one thread at a time (db.c).  Request bodies are
  * capped at 64 KiB: a larger Content-Length is refused before the body is
- * read; a chunked body that grows past the cap is no longer kept, answered
- * 413 (connection closed) if it ends within DISCARD_LIMIT, and cut off by
- * closing the connection if it does not.
+ * read; a chunked body is answered 413 as soon as it grows past the cap, and
+ * the connection closed (refuse_chunked_body).
  */
 #include <getopt.h>
 #include <limits.h>
 #include <microhttpd.h>
 #include <netinet/in.h>
 #include <arpa/inet.h>
+#include <poll.h>
 #include <signal.h>
 #include <stdarg.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
+#include <time.h>
 
 #include "db.h"
 #include "json.h"
@@ -38,7 +40,8 @@
 #include "password.h"
 
 #define MAX_BODY (64 * 1024)
-#define DISCARD_LIMIT (16 * 1024 * 1024)	/* an oversize chunked body is cut off here */
+#define DRAIN_MS 2000			/* after a 413 mid-body: what the client still sends, dropped */
+#define DRAIN_LIMIT (16 * 1024 * 1024)
 #define DEFAULT_POOL 4
 #define MAX_POOL 64
 #define DEFAULT_QUERY_TIMEOUT_MS 5000
@@ -47,8 +50,6 @@
 typedef struct request
 {
 	strbuf		body;
-	bool		too_large;
-	size_t		received;		/* body bytes seen, kept or not */
 } request;
 
 static db_pool write_pool;
@@ -446,6 +447,68 @@ route(struct MHD_Connection *mc, const char *url, const char *method, request *r
 	return send_error(mc, MHD_HTTP_NOT_FOUND, "not found", method, url, NULL);
 }
 
+static long
+elapsed_ms(const struct timespec *since)
+{
+	struct timespec now;
+
+	clock_gettime(CLOCK_MONOTONIC, &now);
+	return (now.tv_sec - since->tv_sec) * 1000L + (now.tv_nsec - since->tv_nsec) / 1000000L;
+}
+
+/*
+ * A chunked body past the cap: 413 now, and the connection closed.
+ * libmicrohttpd queues a response only before the body or after its end,
+ * so the answer goes straight onto the (plain TCP) socket, whose sending
+ * side is then shut.  What the client still sends meanwhile is read and
+ * dropped for at most DRAIN_MS (and DRAIN_LIMIT bytes): closing a socket
+ * with unread input resets the connection, and the client could lose the
+ * answer.  A client that reads it stops sending; one that sends forever
+ * is cut off then.  Returning MHD_NO closes the connection.
+ */
+static enum MHD_Result
+refuse_chunked_body(struct MHD_Connection *mc, const char *method, const char *url)
+{
+	static const char body[] = "{\"error\": \"request body too large\"}";
+	const union MHD_ConnectionInfo *ci = MHD_get_connection_info(mc, MHD_CONNECTION_INFO_CONNECTION_FD);
+	char		head[256];
+	char		u[160];
+	int			n;
+
+	safe_url(url, u, sizeof(u));
+	rk_log("error", "%s %s -> 413 request body too large (chunked request body beyond %d bytes; connection closed)",
+		   method, u, MAX_BODY);
+	if (ci == NULL)
+		return MHD_NO;
+	n = snprintf(head, sizeof(head),
+				 "HTTP/1.1 413 Content Too Large\r\nContent-Type: application/json\r\n"
+				 "Content-Length: %zu\r\nConnection: close\r\n\r\n%s",
+				 sizeof(body) - 1, body);
+	if (send(ci->connect_fd, head, (size_t) n, MSG_NOSIGNAL) == n &&
+		shutdown(ci->connect_fd, SHUT_WR) == 0)
+	{
+		struct timespec start;
+		size_t		drained = 0;
+		char		sink[16384];
+
+		clock_gettime(CLOCK_MONOTONIC, &start);
+		while (drained < DRAIN_LIMIT)
+		{
+			struct pollfd pfd = {.fd = ci->connect_fd, .events = POLLIN};
+			long		left = DRAIN_MS - elapsed_ms(&start);
+			ssize_t		got;
+
+			if (left <= 0 || poll(&pfd, 1, (int) left) <= 0)
+				break;
+			got = recv(ci->connect_fd, sink, sizeof(sink), MSG_DONTWAIT);
+			if (got <= 0)
+				break;
+			drained += (size_t) got;
+		}
+	}
+	return MHD_NO;
+}
+
 static enum MHD_Result
 on_request(void *cls, struct MHD_Connection *mc, const char *url,
 		   const char *method, const char *version, const char *upload_data,
@@ -474,35 +537,14 @@ on_request(void *cls, struct MHD_Connection *mc, const char *url,
 
 	if (*upload_data_size > 0)
 	{
-		/*
-		 * A chunked body has no length up front.  Past the cap nothing more
-		 * is kept, and libmicrohttpd answers only once a body has ended: a
-		 * body that ends within DISCARD_LIMIT gets its 413 (and the
-		 * connection is closed after it); one that goes on beyond, maybe
-		 * endlessly, is cut off by closing the connection at once, so that
-		 * no client holds a thread by sending forever.
-		 */
-		rq->received += *upload_data_size;
-		if (rq->received > DISCARD_LIMIT)
-		{
-			rk_log("error", "%s: chunked request body beyond %d bytes, connection closed",
-				   method, DISCARD_LIMIT);
-			return MHD_NO;
-		}
-		if (!rq->too_large && rq->body.len + *upload_data_size > MAX_BODY)
-		{
-			rq->too_large = true;
-			sb_free(&rq->body);
-		}
-		if (!rq->too_large)
-			sb_append(&rq->body, upload_data, *upload_data_size);
+		/* A chunked body has no length up front: refused once past the cap. */
+		if (rq->body.len + *upload_data_size > MAX_BODY)
+			return refuse_chunked_body(mc, method, url);
+		sb_append(&rq->body, upload_data, *upload_data_size);
 		*upload_data_size = 0;
 		return MHD_YES;
 	}
 
-	if (rq->too_large)
-		return send_error(mc, MHD_HTTP_CONTENT_TOO_LARGE, "request body too large",
-						  method, url, NULL);
 	if (rq->body.oom)
 		return send_error(mc, MHD_HTTP_INTERNAL_SERVER_ERROR, "out of memory",
 						  method, url, NULL);
