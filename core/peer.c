@@ -552,6 +552,32 @@ rk_calls_disconnect_all(void)
 }
 
 /*
+ * Close the kept connections to every address not in `keep` (the
+ * registry's, "host:port"): a removed node or a changed address holds no
+ * connection, and no slot, beyond the round that noticed.  Never one a
+ * running batch uses (there is none between rounds).
+ */
+void
+rk_calls_forget_others(const char *const *keep, int nkeep)
+{
+	for (int i = 0; i < RK_MAX_NODES; i++)
+	{
+		bool		kept = false;
+
+		if (conns[i].key[0] == '\0' || conns[i].busy)
+			continue;
+		for (int k = 0; k < nkeep && !kept; k++)
+			kept = strcmp(conns[i].key, keep[k]) == 0;
+		if (kept)
+			continue;
+		if (conns[i].conn)
+			PQfinish(conns[i].conn);
+		conns[i].conn = NULL;
+		conns[i].key[0] = '\0';
+	}
+}
+
+/*
  * Report a failed call at `elevel`, the way postgres_fdw reports a remote
  * error: an ERROR the peer raised keeps its SQLSTATE and message; a call
  * that never got an answer is a connection failure.

@@ -56,6 +56,7 @@ extern void rk_calls_run_notify(RkCall *calls, int ncalls, int timeout_ms,
 extern void rk_calls_clear(RkCall *calls, int ncalls);
 extern const char *rk_call_value(RkCall *c, const char *column);
 extern void rk_calls_disconnect_all(void);
+extern void rk_calls_forget_others(const char *const *keep, int nkeep);
 
 extern void rk_call_report(RkCall *c, int elevel, const char *what);
 

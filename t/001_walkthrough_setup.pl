@@ -126,6 +126,8 @@ $primary->poll_query_until('postgres',
 pass('the postmaster restarts the worker');
 
 # rk_remove_standby leaves no slot behind and rebuilds the sync list.
+my $kit_conns = "SELECT count(*) FROM pg_stat_activity WHERE application_name IN ('replication_kit pgmaster', 'replication_kit pgslave')";
+ok(poll_ok($pgasync, "SELECT ($kit_conns) = 2", 60), "the other nodes' workers keep a connection to pgasyncslave") or diag($pgasync->safe_psql('postgres', 'SELECT application_name, usename, state, backend_type FROM pg_stat_activity'));
 is($primary->safe_psql('postgres', "SELECT rk_remove_standby('pgasyncslave')"),
 	'removed standby "pgasyncslave"', 'rk_remove_standby');
 is($primary->safe_psql('postgres', "SELECT count(*) FROM pg_replication_slots WHERE slot_name = 'pgasyncslave'"),
@@ -133,6 +135,7 @@ is($primary->safe_psql('postgres', "SELECT count(*) FROM pg_replication_slots WH
 is($primary->safe_psql('postgres', 'SHOW synchronous_standby_names'),
 	'FIRST 1 (pgslave)', 'sync list rebuilt without the removed standby');
 is(status_of($primary), "pgmaster|primary\npgslave|standby", 'registry without the removed standby');
+ok(poll_ok($pgasync, "SELECT ($kit_conns) = 0", 60), 'and they close it once the registry no longer holds it');
 $primary->safe_psql('postgres', "INSERT INTO users VALUES (3, 'after removal')");
 $pgslave->poll_query_until('postgres', 'SELECT count(*) = 3 FROM users') or die;
 pass('replication goes on after the removal');

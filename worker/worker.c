@@ -1055,6 +1055,21 @@ note_wal_end(void)
 						 LSN_FORMAT_ARGS(rk_local_lsn()))));
 }
 
+/* Connections to addresses the registry no longer holds are closed. */
+static void
+forget_unregistered(RkView *v)
+{
+	char		keys[RK_MAX_NODES][RK_HOST_LEN + 16];
+	const char *keep[RK_MAX_NODES];
+
+	for (int i = 0; i < v->npeers; i++)
+	{
+		snprintf(keys[i], sizeof(keys[i]), "%s:%d", v->peers[i].host, v->peers[i].port);
+		keep[i] = keys[i];
+	}
+	rk_calls_forget_others(keep, v->npeers);
+}
+
 /*
  * Read the registry, in a transaction of its own.  False if the extension
  * is not created yet, which rk_status() then says.
@@ -1073,6 +1088,8 @@ begin_round(RkView *v)
 	if (v->in_recovery && !v->ctx->promoted_here)
 		v->ctx->standby_tli = rk_current_timeline();
 	found = read_registry(v);
+	if (found)
+		forget_unregistered(v);
 	rk_node_secret_narrow_mode();
 	rk_shared->node_secret_ok = found && rk_node_secret_valid(rk_node_secret());
 	rk_shared->node_secret_checked = found;
