@@ -18,6 +18,8 @@
 #ifndef RK_SHMEM_H
 #define RK_SHMEM_H
 
+#include <sys/socket.h>
+
 #include "access/xlogdefs.h"
 #include "datatype/timestamp.h"
 #include "port/atomics.h"
@@ -66,6 +68,20 @@ typedef struct RkPeer
  * Shared memory: one instance per server.  `lock` protects everything but
  * the atomics, which the commit guard reads without a lock on every commit.
  */
+/*
+ * A node registered by DNS name: the addresses its name had when the worker
+ * last resolved it (the node-to-node functions check a caller's address
+ * against them without waiting on a resolver).
+ */
+#define RK_MAX_HOST_ADDRS 4
+typedef struct RkResolvedHost
+{
+	char		host[RK_HOST_LEN];
+	int			naddr;
+	struct sockaddr_storage addr[RK_MAX_HOST_ADDRS];
+	int64		resolved_ms;	/* monotonic */
+} RkResolvedHost;
+
 typedef struct RkShared
 {
 	LWLock	   *lock;
@@ -84,6 +100,8 @@ typedef struct RkShared
 	RkPeer		peers[RK_MAX_NODES];
 	char		policy_method[8];	/* FIRST or ANY */
 	int			policy_num_sync;
+	int			nresolved;		/* its nodes registered by name, resolved */
+	RkResolvedHost resolved[RK_MAX_NODES];
 
 	/* What the worker is doing, for rk_status. */
 	char		worker_state[32];

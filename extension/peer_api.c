@@ -81,13 +81,28 @@ connection_private(void)
 		MyProcPort->raddr.addr.ss_family == AF_UNIX;
 }
 
+/* Is `a` the address the connection came from? */
+static bool
+same_address(const struct sockaddr *a, const struct sockaddr_storage *peer)
+{
+	if (a->sa_family != peer->ss_family)
+		return false;
+	if (a->sa_family == AF_INET)
+		return memcmp(&((const struct sockaddr_in *) a)->sin_addr,
+					  &((const struct sockaddr_in *) peer)->sin_addr, sizeof(struct in_addr)) == 0;
+	if (a->sa_family == AF_INET6)
+		return memcmp(&((const struct sockaddr_in6 *) a)->sin6_addr,
+					  &((const struct sockaddr_in6 *) peer)->sin6_addr, sizeof(struct in6_addr)) == 0;
+	return false;
+}
+
 /*
- * Did this connection come from `host`, a registered address?  Only an
- * address written as such is compared: resolving a host name here would
- * block a call that has a deadline of a second on the resolver, and a slow
- * resolver during a partition would then cost every probe and every vote.
- * A node registered by host name is taken at its name (the README says to
- * register nodes by address).
+ * Did this connection come from `host`, a registered address?  A host
+ * written as an address is compared as such.  A DNS name is not resolved
+ * here (a call has a deadline of a second, and a slow resolver during a
+ * partition would cost every probe and every vote): it is compared with
+ * the addresses the worker last resolved it to (resolve_host_names); a
+ * name the worker has not resolved matches nothing.
  */
 static bool
 connection_from(const char *host)
@@ -105,20 +120,24 @@ connection_from(const char *host)
 	hints.ai_flags = AI_NUMERICHOST;
 	rc = getaddrinfo(host, NULL, &hints, &res);
 	if (rc == EAI_NONAME)
-		return true;
+	{
+		LWLockAcquire(rk_shared->lock, LW_SHARED);
+		for (int i = 0; i < rk_shared->nresolved && !match; i++)
+		{
+			RkResolvedHost *r = &rk_shared->resolved[i];
+
+			if (strcmp(r->host, host) != 0)
+				continue;
+			for (int k = 0; k < r->naddr && !match; k++)
+				match = same_address((const struct sockaddr *) &r->addr[k], peer);
+		}
+		LWLockRelease(rk_shared->lock);
+		return match;
+	}
 	if (rc != 0)
 		return false;
 	for (struct addrinfo *a = res; a != NULL && !match; a = a->ai_next)
-	{
-		if (a->ai_family != peer->ss_family)
-			continue;
-		if (a->ai_family == AF_INET)
-			match = memcmp(&((struct sockaddr_in *) a->ai_addr)->sin_addr,
-						   &((const struct sockaddr_in *) peer)->sin_addr, sizeof(struct in_addr)) == 0;
-		else if (a->ai_family == AF_INET6)
-			match = memcmp(&((struct sockaddr_in6 *) a->ai_addr)->sin6_addr,
-						   &((const struct sockaddr_in6 *) peer)->sin6_addr, sizeof(struct in6_addr)) == 0;
-	}
+		match = same_address(a->ai_addr, peer);
 	freeaddrinfo(res);
 	return match;
 }

@@ -25,6 +25,8 @@
  */
 #include "postgres.h"
 
+#include <netdb.h>
+
 #include "access/xact.h"
 #include "commands/extension.h"
 #include "executor/spi.h"
@@ -1071,6 +1073,84 @@ forget_unregistered(RkView *v)
 }
 
 /*
+ * The addresses of the nodes registered by DNS name, for the node-to-node
+ * functions' check of where a call comes from (extension/peer_api.c), which
+ * must not wait on a resolver.  Each name is resolved again after
+ * RK_RESOLVE_EVERY_MS; a name that does not resolve keeps the addresses it
+ * had (a resolver that is down for a moment must not cut the nodes off);
+ * one that never resolved has none, and its calls are refused.
+ */
+#define RK_RESOLVE_EVERY_MS 60000
+static void
+resolve_host_names(RkView *v)
+{
+	RkResolvedHost *fresh = palloc0(sizeof(RkResolvedHost) * RK_MAX_NODES);
+	int			n = 0;
+	int64		now = rk_monotonic_ms();
+
+	for (int i = 0; i < v->npeers; i++)
+	{
+		const char *host = v->peers[i].host;
+		struct addrinfo hints = {0};
+		struct addrinfo *res = NULL;
+		RkResolvedHost *r = &fresh[n];
+		bool		known = false;
+
+		hints.ai_family = AF_UNSPEC;
+		hints.ai_socktype = SOCK_STREAM;
+		hints.ai_flags = AI_NUMERICHOST;
+		if (v->peers[i].is_self || getaddrinfo(host, NULL, &hints, &res) != EAI_NONAME)
+		{
+			if (res)
+				freeaddrinfo(res);
+			continue;
+		}
+		for (int k = 0; k < n && !known; k++)
+			known = strcmp(fresh[k].host, host) == 0;
+		if (known)
+			continue;
+		/* What it resolved to last time. */
+		LWLockAcquire(rk_shared->lock, LW_SHARED);
+		for (int k = 0; k < rk_shared->nresolved; k++)
+			if (strcmp(rk_shared->resolved[k].host, host) == 0)
+				*r = rk_shared->resolved[k];
+		LWLockRelease(rk_shared->lock);
+		strlcpy(r->host, host, sizeof(r->host));
+		n++;
+		if (r->resolved_ms != 0 && now - r->resolved_ms < RK_RESOLVE_EVERY_MS)
+			continue;
+		hints.ai_flags = 0;
+		res = NULL;
+		if (getaddrinfo(host, NULL, &hints, &res) != 0)
+		{
+			ereport(LOG,
+					(errmsg(RK_LOG_PREFIX "could not resolve the host name \"%s\" of node \"%s\"%s",
+							host, v->peers[i].name,
+							r->naddr > 0 ? "; its calls are still taken from the addresses it had" :
+							"; its calls are refused until it resolves")));
+			continue;
+		}
+		r->naddr = 0;
+		for (struct addrinfo *a = res; a != NULL && r->naddr < RK_MAX_HOST_ADDRS; a = a->ai_next)
+		{
+			if ((a->ai_family != AF_INET && a->ai_family != AF_INET6) ||
+				a->ai_addrlen > sizeof(struct sockaddr_storage))
+				continue;
+			memset(&r->addr[r->naddr], 0, sizeof(struct sockaddr_storage));
+			memcpy(&r->addr[r->naddr], a->ai_addr, a->ai_addrlen);
+			r->naddr++;
+		}
+		freeaddrinfo(res);
+		r->resolved_ms = now;
+	}
+	LWLockAcquire(rk_shared->lock, LW_EXCLUSIVE);
+	memcpy(rk_shared->resolved, fresh, sizeof(RkResolvedHost) * n);
+	rk_shared->nresolved = n;
+	LWLockRelease(rk_shared->lock);
+	pfree(fresh);
+}
+
+/*
  * Read the registry, in a transaction of its own.  False if the extension
  * is not created yet, which rk_status() then says.
  */
@@ -1102,6 +1182,8 @@ begin_round(RkView *v)
 		ereport(LOG,
 				(errmsg(RK_LOG_PREFIX "primary_conninfo no longer holds a password; the password file has it")));
 	rk_xact_end(started);
+	if (found)
+		resolve_host_names(v);
 	if (!found)
 	{
 		LWLockAcquire(rk_shared->lock, LW_EXCLUSIVE);
