@@ -27,6 +27,7 @@ typedef struct RkNodeState
 	char		primary_name[NAMEDATALEN];	/* the primary of `term`, if known */
 	int			members;		/* nodes that count in a majority, as last seen */
 	bool		rejoin_pending; /* an old primary started as a standby: check it follows */
+	TimeLineID	rejoin_from_tli;	/* the newest timeline it knew of then (0: unknown) */
 	uint64		rewound_term;	/* the term of this node's last rewind */
 	char		repl_role[NAMEDATALEN]; /* the role standbys stream as */
 	char		schema[NAMEDATALEN];	/* the kit's schema, which calls name ("": unknown) */

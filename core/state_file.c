@@ -74,6 +74,8 @@ rk_state_read(RkNodeState *state)
 			state->members = atoi(value);
 		else if (strcmp(key, "rejoin_pending") == 0)
 			state->rejoin_pending = strcmp(value, "true") == 0;
+		else if (strcmp(key, "rejoin_from_tli") == 0)
+			state->rejoin_from_tli = (TimeLineID) strtoul(value, NULL, 10);
 		else if (strcmp(key, "rewound_term") == 0)
 			state->rewound_term = strtoull(value, NULL, 10);
 		else if (strcmp(key, "repl_role") == 0)
@@ -192,6 +194,8 @@ rk_state_write(const RkNodeState *state)
 	if (state->unelected_tli != 0)
 		appendStringInfo(&buf, "unelected = %u %X/%X\n",
 						 state->unelected_tli, LSN_FORMAT_ARGS(state->unelected_fork));
+	if (state->rejoin_pending && state->rejoin_from_tli != 0)
+		appendStringInfo(&buf, "rejoin_from_tli = %u\n", state->rejoin_from_tli);
 	if (state->resumed_pause != 0)
 		appendStringInfo(&buf, "resumed_pause = " UINT64_FORMAT "\n", state->resumed_pause);
 	for (int i = 0; i < state->npeers; i++)

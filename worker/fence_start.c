@@ -175,6 +175,23 @@ give_up_win(RkNodeState *st)
 }
 
 /*
+ * The newest timeline this data directory knows of: its last checkpoint's,
+ * or a newer one whose history file is in pg_wal (a promotion writes its
+ * WAL on the new timeline before its first checkpoint).  0 if the control
+ * file cannot be read.
+ */
+static TimeLineID
+newest_known_timeline(void)
+{
+	bool		crc_ok;
+	ControlFileData *control = get_controlfile(DataDir, &crc_ok);
+
+	if (control == NULL || !crc_ok)
+		return 0;
+	return findNewestTimeLine(control->checkPointCopy.ThisTimeLineID);
+}
+
+/*
  * Not confirmed as the primary: write standby.signal (durably) and start in
  * recovery, as the standby of the primary this node learned of (`known`,
  * from its own state) or was told of (`newer`, the answer of node
@@ -222,6 +239,7 @@ start_as_standby(RkNodeState *st, int known, const RkStateAnswer *newer, int new
 	 */
 	st->won_term = 0;
 	st->rejoin_pending = newer != NULL || known >= 0;
+	st->rejoin_from_tli = st->rejoin_pending ? newest_known_timeline() : 0;
 	rk_state_write(st);
 }
 

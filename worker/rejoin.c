@@ -35,6 +35,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "access/timeline.h"
 #include "access/xlog.h"
 #include "miscadmin.h"
 #include "libpq/pqsignal.h"
@@ -184,6 +185,7 @@ start_rewind(RkView *v, int p)
 	/* A standby again: its win is over (or it would refuse every vote, judge_vote). */
 	st.won_term = 0;
 	st.rejoin_pending = true;
+	st.rejoin_from_tli = findNewestTimeLine(rk_current_timeline());
 	st.rewound_term = v->st.term;
 	/* The vote of an old term is no use; one in this term must stand (one vote per term). */
 	if (st.voted_term < st.term)
@@ -435,6 +437,7 @@ end_rejoin(RkView *v, bool on_new_history)
 	LWLockAcquire(rk_shared->lock, LW_EXCLUSIVE);
 	st = rk_shared->state;
 	st.rejoin_pending = false;
+	st.rejoin_from_tli = 0;
 	if (on_new_history)
 	{
 		st.unelected_tli = 0;
@@ -522,6 +525,23 @@ rk_act_check_rejoin(RkView *v)
 
 		rk_set_readiness("rejoin failed: %s", failed ? failed : "see replication_kit.rejoin.log");
 		return RK_EV_NONE;
+	}
+	if (!v->peers[p].reachable && !own_unelected && v->st.rejoin_from_tli != 0 &&
+		replay_tli > v->st.rejoin_from_tli)
+	{
+		/*
+		 * It replays a timeline newer than any it knew of when the rejoin
+		 * began: the startup process switched to the new primary's history,
+		 * which it does only where this node's WAL did not go past the fork.
+		 * The rejoin is done, although that primary has gone silent since;
+		 * waiting for it would keep this node out of the election that
+		 * replaces it (and, with the most WAL, no other node could win).
+		 */
+		end_rejoin(v, true);
+		snprintf(v->why, sizeof(v->why), "replays timeline %u of %s, which has gone silent; it takes part in the next election",
+				 replay_tli, v->peers[p].name);
+		rk_journal(v, "rejoined", v->self, "%s", v->why);
+		return RK_EV_IS_STANDBY;
 	}
 	if (!v->peers[p].reachable)
 		return rejoin_target_silent(v, p);
