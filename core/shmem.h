@@ -79,7 +79,8 @@ typedef struct RkResolvedHost
 	char		host[RK_HOST_LEN];
 	int			naddr;
 	struct sockaddr_storage addr[RK_MAX_HOST_ADDRS];
-	int64		resolved_ms;	/* monotonic */
+	int64		resolved_ms;	/* last good lookup (monotonic) */
+	int64		tried_ms;		/* last lookup, good or not */
 } RkResolvedHost;
 
 typedef struct RkShared

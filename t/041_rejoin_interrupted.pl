@@ -74,7 +74,8 @@ start_and_wait('after_rewind', 'rewound', 'a start resumes the rewind, whose hel
 my $new_name = $new->name;
 like(slurp_file("$pgdata/replication_kit.state"), qr/^node_name = \Q$new_name\E$/m,
 	"the data directory holds the new primary's state file now");
-ok(!-e "$pgdata/standby.signal", 'and no standby.signal');
+ok(-e "$pgdata/standby.signal" && slurp_file("$pgdata/postgresql.conf") =~ /replication_kit/,
+	'but standby.signal and its own postgresql.conf, put back before the directory was shown again');
 
 # 3. Started once more, the server again hands over, and the helper puts
 # pgmaster back together and starts it as pgslave's standby.

@@ -1075,12 +1075,16 @@ forget_unregistered(RkView *v)
 /*
  * The addresses of the nodes registered by DNS name, for the node-to-node
  * functions' check of where a call comes from (extension/peer_api.c), which
- * must not wait on a resolver.  Each name is resolved again after
- * RK_RESOLVE_EVERY_MS; a name that does not resolve keeps the addresses it
- * had (a resolver that is down for a moment must not cut the nodes off);
- * one that never resolved has none, and its calls are refused.
+ * must not wait on a resolver.  Each name is resolved at most once every
+ * RK_RESOLVE_EVERY_MS, whether the lookup worked or not (a resolver that
+ * times out costs this round the time, not every round).  A name the DNS
+ * says does not exist has no addresses any more; one whose lookup failed
+ * for another reason (a resolver down for a moment) keeps the addresses it
+ * had for up to RK_RESOLVE_KEEP_MS after its last good lookup.  A name
+ * with none: its calls are refused.
  */
 #define RK_RESOLVE_EVERY_MS 60000
+#define RK_RESOLVE_KEEP_MS 600000
 static void
 resolve_host_names(RkView *v)
 {
@@ -1095,6 +1099,7 @@ resolve_host_names(RkView *v)
 		struct addrinfo *res = NULL;
 		RkResolvedHost *r = &fresh[n];
 		bool		known = false;
+		int			rc;
 
 		hints.ai_family = AF_UNSPEC;
 		hints.ai_socktype = SOCK_STREAM;
@@ -1117,17 +1122,28 @@ resolve_host_names(RkView *v)
 		LWLockRelease(rk_shared->lock);
 		strlcpy(r->host, host, sizeof(r->host));
 		n++;
-		if (r->resolved_ms != 0 && now - r->resolved_ms < RK_RESOLVE_EVERY_MS)
+		if (r->tried_ms != 0 && now - r->tried_ms < RK_RESOLVE_EVERY_MS)
 			continue;
+		r->tried_ms = now;
 		hints.ai_flags = 0;
 		res = NULL;
-		if (getaddrinfo(host, NULL, &hints, &res) != 0)
+		rc = getaddrinfo(host, NULL, &hints, &res);
+		if (rc != 0)
 		{
+			/* No such name (an authoritative answer), or good addresses too old. */
+			if (rc == EAI_NONAME ||
+#ifdef EAI_NODATA
+				rc == EAI_NODATA ||
+#endif
+				now - r->resolved_ms >= RK_RESOLVE_KEEP_MS)
+				r->naddr = 0;
 			ereport(LOG,
-					(errmsg(RK_LOG_PREFIX "could not resolve the host name \"%s\" of node \"%s\"%s",
-							host, v->peers[i].name,
-							r->naddr > 0 ? "; its calls are still taken from the addresses it had" :
-							"; its calls are refused until it resolves")));
+					(errmsg(RK_LOG_PREFIX "could not resolve the host name \"%s\" of node \"%s\": %s",
+							host, v->peers[i].name, gai_strerror(rc)),
+					 errdetail(r->naddr > 0 ?
+							   "Its calls are still taken from the addresses it had, for at most %d s after they last resolved." :
+							   "Its calls are refused until it resolves (%d s at most after the last good lookup).",
+							   RK_RESOLVE_KEEP_MS / 1000)));
 			continue;
 		}
 		r->naddr = 0;
