@@ -59,7 +59,10 @@ my $h = IPC::Run::start([ $haproxy, '-db', '-f', "$tmp/haproxy.cfg" ], '>', \$ho
 my $connstr = "host=127.0.0.1 port=$port dbname=postgres connect_timeout=2";
 ok(wait_until(sub { (psql_ok($primary, 'SELECT 1', connstr => $connstr))[0] }, 30),
 	'a client reaches the primary through HAProxy') or diag($herr);
-$primary->safe_psql('postgres', 'CREATE TABLE writes (id int, at timestamptz)');
+# The standbys were just restarted: the primary commits again once a
+# majority has answered it (its lease may have lapsed meanwhile).
+ok(poll_ok($primary, 'CREATE TABLE IF NOT EXISTS writes (id int, at timestamptz); SELECT true', 60),
+	'the primary commits');
 my $w = start_writer($connstr, $tmp, 'writes');
 ok(poll_ok($primary, 'SELECT count(*) > 20 FROM writes'), 'the client writes through HAProxy');
 
