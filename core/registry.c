@@ -112,10 +112,18 @@ rk_validate_role_name(const char *role)
  * DNS name.  Nothing that could break a libpq multi-host string (commas,
  * spaces, quotes) gets through.
  */
+/* Is `host` an IPv4 or IPv6 address written as such (not a DNS name)? */
+bool
+rk_host_is_address(const char *host)
+{
+	unsigned char buf[16];
+
+	return inet_pton(AF_INET, host, buf) == 1 || inet_pton(AF_INET6, host, buf) == 1;
+}
+
 void
 rk_validate_host(const char *host)
 {
-	unsigned char buf[16];
 	size_t		len;
 
 	if (host == NULL)
@@ -123,7 +131,7 @@ rk_validate_host(const char *host)
 				(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
 				 errmsg("host must not be null")));
 	len = strlen(host);
-	if (inet_pton(AF_INET, host, buf) == 1 || inet_pton(AF_INET6, host, buf) == 1)
+	if (rk_host_is_address(host))
 		return;
 	if (len == 0 || len > 253 || host[0] == '-' || host[0] == '.')
 		ereport(ERROR,

@@ -12,6 +12,7 @@
 #include "core/kit.h"
 
 extern void rk_validate_node_name(const char *name);
+extern bool rk_host_is_address(const char *host);
 extern void rk_validate_host(const char *host);
 extern void rk_validate_port(bool isnull, int32 port);
 extern void rk_validate_role_name(const char *role);

@@ -111,15 +111,10 @@ connection_from(const char *host)
 	struct addrinfo hints = {0};
 	struct addrinfo *res = NULL;
 	bool		match = false;
-	int			rc;
 
 	if (peer->ss_family != AF_INET && peer->ss_family != AF_INET6)
 		return false;
-	hints.ai_family = AF_UNSPEC;
-	hints.ai_socktype = SOCK_STREAM;
-	hints.ai_flags = AI_NUMERICHOST;
-	rc = getaddrinfo(host, NULL, &hints, &res);
-	if (rc == EAI_NONAME)
+	if (!rk_host_is_address(host))
 	{
 		LWLockAcquire(rk_shared->lock, LW_SHARED);
 		for (int i = 0; i < rk_shared->nresolved && !match; i++)
@@ -134,7 +129,10 @@ connection_from(const char *host)
 		LWLockRelease(rk_shared->lock);
 		return match;
 	}
-	if (rc != 0)
+	hints.ai_family = AF_UNSPEC;
+	hints.ai_socktype = SOCK_STREAM;
+	hints.ai_flags = AI_NUMERICHOST;
+	if (getaddrinfo(host, NULL, &hints, &res) != 0)
 		return false;
 	for (struct addrinfo *a = res; a != NULL && !match; a = a->ai_next)
 		match = same_address(a->ai_addr, peer);

@@ -27,15 +27,6 @@ my $pgdata = $primary->data_dir;
 my $work = "$pgdata.rk_rejoin";
 my $log_offset = -s $primary->logfile;
 
-# Is an rk_rejoin at work on pgmaster's data directory?
-sub helper_running
-{
-	open my $pg, '-|', 'pgrep', '-f', "rk_rejoin $pgdata " or die "pgrep: $!";
-	my @pids = grep { /\d/ } <$pg>;
-	close $pg;
-	return scalar @pids;
-}
-
 # pg_ctl start on pgmaster where the server is expected to exit at once
 # (it hands over to rk_rejoin, or refuses to start).  pg_ctl calls that a
 # failure, or, where the control file says "shut down in recovery" (18),
@@ -58,7 +49,7 @@ sub start_and_wait
 	else { delete $ENV{RK_REJOIN_TEST_KILL}; }
 	start_raw();
 	delete $ENV{RK_REJOIN_TEST_KILL};
-	ok(defined wait_until(sub { -e "$work/$marker" && !helper_running() }, 120), $what)
+	ok(defined wait_until(sub { -e "$work/$marker" && !rejoin_helper_running($pgdata) }, 120), $what)
 	  or diag(-e "$work/run.log" ? slurp_file("$work/run.log") : 'no run.log');
 	$primary->_update_pid(-1);
 }

@@ -32,26 +32,9 @@ my $new = fail_over_diverged($primary, $pgslave, $pgasync);
 my $pgdata = $primary->data_dir;
 my $work = "$pgdata.rk_rejoin";
 my $hidden = "$pgdata.rk_rewinding";
-# The binaries the tests run (PATH), beside which rk_rejoin is installed.
-my $bindir = `pg_config --bindir`;
-chomp $bindir;
-
-sub helper_running
-{
-	open my $pg, '-|', 'pgrep', '-f', "rk_rejoin $pgdata " or die "pgrep: $!";
-	my @pids = grep { /\d/ } <$pg>;
-	close $pg;
-	return scalar @pids;
-}
-
 # The fence at start makes pgmaster a standby, its worker starts the
 # rewind, and the helper dies while pg_rewind copies.
-$ENV{RK_REJOIN_TEST_KILL} = 'mid_rewind';
-system("$bindir/pg_ctl", '-w', '-D', $pgdata, '-l', $primary->logfile, '-o', '--cluster-name=' . $primary->name, 'start');
-delete $ENV{RK_REJOIN_TEST_KILL};
-ok(defined wait_until(sub { -d $hidden && !helper_running() }, 120), 'the helper dies while pg_rewind copies')
-  or diag(-e "$work/run.log" ? slurp_file("$work/run.log") : 'no run.log');
-$primary->_update_pid(-1);
+my $bindir = kill_rejoin_mid_copy($primary);
 ok(-d "$hidden/base", 'the data directory is hidden');
 ok(-z "$hidden/postgresql.conf" && !-e "$hidden/standby.signal", 'with its configuration emptied and no standby.signal');
 
@@ -65,7 +48,7 @@ system("$bindir/pg_ctl", '-w', '-t', '30', '-D', $pgdata, '-l', $primary->logfil
 ok(defined wait_until(sub { slurp_file($primary->logfile) =~ /rejoin of this data directory was interrupted; rk_rejoin finishes it/ }, 60),
 	'the start on the stand-in hands over to rk_rejoin');
 is($new->safe_psql('postgres', 'SELECT pg_is_in_recovery()'), 'f', 'the new primary is still the primary');
-ok(defined wait_until(sub { system("$bindir/pg_ctl", '-D', $pgdata, 'status') == 0 && !helper_running() }, 180),
+ok(defined wait_until(sub { system("$bindir/pg_ctl", '-D', $pgdata, 'status') == 0 && !rejoin_helper_running($pgdata) }, 180),
 	'rk_rejoin finishes the rewind and starts the server')
   or diag(-e "$work/run.log" ? slurp_file("$work/run.log") : slurp_file("$pgdata/replication_kit.rejoin.log"));
 $primary->_update_pid(1);

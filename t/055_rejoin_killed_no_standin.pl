@@ -19,26 +19,9 @@ my $new = fail_over_diverged($primary, $pgslave, $pgasync);
 my $pgdata = $primary->data_dir;
 my $work = "$pgdata.rk_rejoin";
 my $hidden = "$pgdata.rk_rewinding";
-# The binaries the tests run (PATH), beside which rk_rejoin is installed.
-my $bindir = `pg_config --bindir`;
-chomp $bindir;
-
-sub helper_running
-{
-	open my $pg, '-|', 'pgrep', '-f', "rk_rejoin $pgdata " or die "pgrep: $!";
-	my @pids = grep { /\d/ } <$pg>;
-	close $pg;
-	return scalar @pids;
-}
-
 # The fence at start makes pgmaster a standby, its worker starts the
 # rewind, and the helper dies while pg_rewind copies.
-$ENV{RK_REJOIN_TEST_KILL} = 'mid_rewind';
-system("$bindir/pg_ctl", '-w', '-D', $pgdata, '-l', $primary->logfile, '-o', '--cluster-name=' . $primary->name, 'start');
-delete $ENV{RK_REJOIN_TEST_KILL};
-ok(defined wait_until(sub { -d $hidden && !helper_running() }, 120), 'the helper dies while pg_rewind copies')
-  or diag(-e "$work/run.log" ? slurp_file("$work/run.log") : 'no run.log');
-$primary->_update_pid(-1);
+my $bindir = kill_rejoin_mid_copy($primary);
 ok(-d "$hidden/base" && -e "$pgdata/replication_kit.standin", 'the data directory is hidden, a stand-in in its place');
 # The crash this test is about: no stand-in.
 PostgreSQL::Test::Utils::system_or_bail('rm', '-rf', $pgdata);

@@ -18,7 +18,8 @@ our @EXPORT = qw(start_setup_primary new_kit_node setup_primary clone_standby bu
   build_cluster_async kit_settings wait_for_sync_state status_of wait_until psql_ok
   write_connstr start_writer stop_writer acked_missing wait_for_primary
   freeze_node thaw_node node_pids reclone run_clone_command kill9 poll_ok wait_follows
-  partition fail_over_diverged diverge_and_kill cut_off_committing $REPL_PASSWORD);
+  partition fail_over_diverged diverge_and_kill cut_off_committing $REPL_PASSWORD
+  rejoin_helper_running kill_rejoin_mid_copy);
 
 our $REPL_PASSWORD = 'rk-secret-pw';
 
@@ -333,6 +334,35 @@ sub fail_over_diverged
 	my $other = $new && $new == $pgasync ? $pgslave : $pgasync;
 	ok($new && wait_follows($other, $new, 120), 'the other standby follows it');
 	return $new;
+}
+
+# Is an rk_rejoin at work on the data directory `pgdata`?
+sub rejoin_helper_running
+{
+	my ($pgdata) = @_;
+	open my $pg, '-|', 'pgrep', '-f', "rk_rejoin $pgdata " or die "pgrep: $!";
+	my @pids = grep { /\d/ } <$pg>;
+	close $pg;
+	return scalar @pids;
+}
+
+# Start the old primary `node` (after fail_over_diverged) so that the fence
+# at start makes it a standby and its worker starts the rewind, with the
+# helper's kill point mid_rewind: the helper dies while pg_rewind copies,
+# leaving the directory hidden.  Returns the binaries' directory.
+sub kill_rejoin_mid_copy
+{
+	my ($node) = @_;
+	my $pgdata = $node->data_dir;
+	my $bindir = `pg_config --bindir`;	# the binaries the tests run, beside rk_rejoin
+	chomp $bindir;
+	local $ENV{RK_REJOIN_TEST_KILL} = 'mid_rewind';
+	system("$bindir/pg_ctl", '-w', '-D', $pgdata, '-l', $node->logfile, '-o', '--cluster-name=' . $node->name, 'start');
+	Test::More::ok(defined wait_until(sub { -d "$pgdata.rk_rewinding" && !rejoin_helper_running($pgdata) }, 120),
+		'the helper dies while pg_rewind copies')
+	  or Test::More::diag(-e "$pgdata.rk_rejoin/run.log" ? PostgreSQL::Test::Utils::slurp_file("$pgdata.rk_rejoin/run.log") : 'no run.log');
+	$node->_update_pid(-1);
+	return $bindir;
 }
 
 # The postmaster and all its children.

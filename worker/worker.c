@@ -52,6 +52,7 @@
 #include "core/credentials.h"
 #include "core/local.h"
 #include "core/peer.h"
+#include "core/registry.h"
 #include "core/upstream.h"
 #include "worker/fsm.h"
 #include "worker/worker.h"
@@ -1101,15 +1102,8 @@ resolve_host_names(RkView *v)
 		bool		known = false;
 		int			rc;
 
-		hints.ai_family = AF_UNSPEC;
-		hints.ai_socktype = SOCK_STREAM;
-		hints.ai_flags = AI_NUMERICHOST;
-		if (v->peers[i].is_self || getaddrinfo(host, NULL, &hints, &res) != EAI_NONAME)
-		{
-			if (res)
-				freeaddrinfo(res);
+		if (v->peers[i].is_self || rk_host_is_address(host))
 			continue;
-		}
 		for (int k = 0; k < n && !known; k++)
 			known = strcmp(fresh[k].host, host) == 0;
 		if (known)
@@ -1125,8 +1119,8 @@ resolve_host_names(RkView *v)
 		if (r->tried_ms != 0 && now - r->tried_ms < RK_RESOLVE_EVERY_MS)
 			continue;
 		r->tried_ms = now;
-		hints.ai_flags = 0;
-		res = NULL;
+		hints.ai_family = AF_UNSPEC;
+		hints.ai_socktype = SOCK_STREAM;
 		rc = getaddrinfo(host, NULL, &hints, &res);
 		if (rc != 0)
 		{
