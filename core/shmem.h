@@ -107,6 +107,7 @@ typedef struct RkShared
 	/* What the worker is doing, for rk_status. */
 	char		worker_state[32];
 	char		readiness[RK_REASON_LEN];
+	char		receiver_login[RK_REASON_LEN];	/* why the WAL receiver cannot log in, or "" */
 
 	/* The maintenance pause as this node's worker last judged it (rk_peer_state says it). */
 	bool		paused;

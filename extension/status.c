@@ -70,8 +70,10 @@ rk_local_node(PG_FUNCTION_ARGS)
 	values[4] = Int64GetDatum((int64) rk_shared->state.term);
 	values[5] = CStringGetTextDatum(rk_shared->worker_state);
 	values[6] = timestamp_or_null(rk_shared->last_seen_primary, &nulls[6]);
-	if (rk_shared->readiness[0])
-		values[7] = CStringGetTextDatum(rk_shared->readiness);
+	if (rk_shared->readiness[0] && rk_shared->receiver_login[0])
+		values[7] = CStringGetTextDatum(psprintf("%s; %s", rk_shared->readiness, rk_shared->receiver_login));
+	else if (rk_shared->readiness[0] || rk_shared->receiver_login[0])
+		values[7] = CStringGetTextDatum(rk_shared->readiness[0] ? rk_shared->readiness : rk_shared->receiver_login);
 	else
 		nulls[7] = true;
 	LWLockRelease(rk_shared->lock);

@@ -3,7 +3,9 @@
 # in, so it would never replay the change and never stream again.  Its
 # worker notices that it does not stream although its primary answers,
 # asks the primary (as the node role) for the current password and takes
-# it; the standby streams again by itself.
+# it; the standby streams again by itself.  When no node has a password
+# that works, rk_status() on the standby says that its WAL receiver cannot
+# log in.
 use strict;
 use warnings;
 
@@ -31,5 +33,22 @@ like($log, qr/took the current password of "replicator" from pgmaster/, 'its wor
 like(slurp_file($pgasync->data_dir . '/replication_kit.pgpass'), qr/\Q$new_password\E/,
 	'and its password file holds it');
 unlike($log, qr/\Q$new_password\E/, 'the new password is in no line of its log');
+
+# A password changed behind the kit's back (ALTER ROLE by hand): no node
+# has the new one to hand over, and the standby cannot stream.  rk_status()
+# on it says why, in its own row, and stops saying it once it streams again.
+my $self_remark = "SELECT coalesce(remark, '') FROM rk_status() WHERE is_self";
+$primary->safe_psql('postgres', "SET log_statement = none; ALTER ROLE replicator PASSWORD 'changed-by-hand'");
+$primary->safe_psql('postgres',
+	"SELECT pg_terminate_backend(pid) FROM pg_stat_replication WHERE application_name = 'pgasyncslave'");
+ok( $pgasync->poll_query_until('postgres', "SELECT ($self_remark) ~ "
+			. q{'the WAL receiver cannot log in to pgmaster as "replicator": FATAL: +password authentication failed'}),
+	'rk_status() on pgasyncslave says that its WAL receiver cannot log in, and why');
+unlike($pgasync->safe_psql('postgres', $self_remark), qr/changed-by-hand|\Q$new_password\E/,
+	'without a password');
+$primary->safe_psql('postgres', "SET log_statement = none; ALTER ROLE replicator PASSWORD '$new_password'");
+ok(wait_follows($pgasync, $primary, 90), 'with the password back, it streams again');
+ok($pgasync->poll_query_until('postgres', "SELECT ($self_remark) !~ 'cannot log in'"),
+	'and rk_status() no longer says it');
 
 done_testing();

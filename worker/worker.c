@@ -446,15 +446,18 @@ login_finishes(PGconn *conn, int64 deadline_ms)
  * Does `password` log `role` in for replication at `up`?  Checked before a
  * password another node handed over replaces the one in the password file:
  * a node that lags, or one that is not what it claims, gets nothing
- * written.  Waits at most 3 s, and SIGTERM ends the wait.
+ * written; and to tell why a WAL receiver does not stream.  A NULL password
+ * leaves it to libpq's defaults, as for the WAL receiver.  On failure, what
+ * the server said goes to `error`.  Waits at most 3 s, and SIGTERM ends the
+ * wait.
  */
 static bool
-password_works(RkPeer *up, const char *role, const char *password)
+password_works(RkPeer *up, const char *role, const char *password, char *error, size_t errlen)
 {
 	char		port[16];
 	char		timeout[16];
-	const char *keys[] = {"host", "port", "user", "password", "dbname", "replication",
-		"connect_timeout", "sslmode", "channel_binding", "application_name", NULL};
+	const char *keys[] = {"host", "port", "user", "dbname", "replication",
+		"connect_timeout", "sslmode", "channel_binding", "application_name", "password", NULL};
 	const char *vals[11];
 	PGconn	   *conn;
 	bool		ok;
@@ -464,18 +467,40 @@ password_works(RkPeer *up, const char *role, const char *password)
 	vals[0] = up->host;
 	vals[1] = port;
 	vals[2] = role;
-	vals[3] = password;
-	vals[4] = "replication";
-	vals[5] = "true";
-	vals[6] = timeout;
-	vals[7] = rk_tls_sslmode();
-	vals[8] = rk_tls_channel_binding(false);
-	vals[9] = "replication_kit password check";
+	vals[3] = "replication";
+	vals[4] = "true";
+	vals[5] = timeout;
+	vals[6] = rk_tls_sslmode();
+	vals[7] = rk_tls_channel_binding(false);
+	vals[8] = "replication_kit password check";
+	vals[9] = password;			/* NULL: none given, libpq's defaults apply */
 	vals[10] = NULL;
 	conn = PQconnectStartParams(keys, vals, 0);
 	ok = login_finishes(conn, rk_monotonic_ms() + 3000);
+	if (!ok && error != NULL)
+	{
+		char	   *msg = conn ? PQerrorMessage(conn) : "out of memory";
+		char	   *fatal = strstr(msg, "FATAL:");
+
+		/* The server's words, on one line, without libpq's "connection to ..." prefix. */
+		strlcpy(error, fatal ? fatal : msg, errlen);
+		for (char *c = error; *c; c++)
+			if (*c == '\n' || *c == '\r')
+				*c = ' ';
+		if (error[0] == '\0')
+			strlcpy(error, "no answer within 3 s", errlen);
+	}
 	PQfinish(conn);
 	return ok;
+}
+
+/* What rk_status() says about this standby's WAL receiver login ("" clears it). */
+static void
+set_receiver_login(const char *text)
+{
+	LWLockAcquire(rk_shared->lock, LW_EXCLUSIVE);
+	strlcpy(rk_shared->receiver_login, text, sizeof(rk_shared->receiver_login));
+	LWLockRelease(rk_shared->lock);
 }
 
 /*
@@ -497,24 +522,55 @@ fetch_credentials(RkView *v)
 
 	if (!v->in_recovery || v->upstream_idx < 0 || rk_walreceiver_heard_ms() >= 0)
 	{
+		if (ctx->not_streaming_since != 0)
+			set_receiver_login("");
 		ctx->not_streaming_since = 0;
 		return;
 	}
 	if (ctx->not_streaming_since == 0)
 		ctx->not_streaming_since = v->mono;
 	up = &v->peers[v->upstream_idx];
+	if (up->is_self || !up->reachable)
+		set_receiver_login("");
 	if (v->mono - ctx->not_streaming_since < RK_CREDENTIALS_ASK_MS || up->is_self || !up->reachable ||
 		strcmp(v->peer_user, RK_NODE_ROLE) != 0 ||
 		(ctx->credentials_asked_ms != 0 && v->mono - ctx->credentials_asked_ms < RK_CREDENTIALS_ASK_MS))
 		return;
 	ctx->credentials_asked_ms = v->mono;
 
+	/*
+	 * Can the WAL receiver log in at all?  Its login is tried the way it
+	 * logs in (the replication role, the password file), so that
+	 * rk_status() says why this standby does not stream, rather than only
+	 * the server log.
+	 */
+	{
+		char	   *current = rk_peer_password(v->repl_role);
+		char		error[RK_REASON_LEN];
+
+		if (password_works(up, v->repl_role, current, error, sizeof(error)))
+			set_receiver_login("");
+		else
+		{
+			char		text[RK_REASON_LEN];
+
+			snprintf(text, sizeof(text), "the WAL receiver cannot log in to %s as \"%s\": %s",
+					 up->name, v->repl_role, error);
+			set_receiver_login(text);
+		}
+		if (current)
+		{
+			memset(current, 0, strlen(current));
+			pfree(current);
+		}
+	}
+
 	rk_call_init(&call, up->host, up->port, v->peer_user, v->self,
 				 psprintf("SELECT * FROM %s.rk_peer_credentials($1)", v->schema_q), 1, params);
 	rk_calls_run(&call, 1, rk_probe_timeout_ms);
 	role = call.phase == RK_CALL_DONE ? rk_call_value(&call, "role") : NULL;
 	password = call.phase == RK_CALL_DONE ? rk_call_value(&call, "password") : NULL;
-	if (role != NULL && password != NULL && !password_works(up, role, password))
+	if (role != NULL && password != NULL && !password_works(up, role, password, NULL, 0))
 		ereport(LOG,
 				(errmsg(RK_LOG_PREFIX "the replication password %s handed over does not log in there; not taken",
 						up->name)));
