@@ -448,11 +448,12 @@ login_finishes(PGconn *conn, int64 deadline_ms)
  * a node that lags, or one that is not what it claims, gets nothing
  * written; and to tell why a WAL receiver does not stream.  A NULL password
  * leaves it to libpq's defaults, as for the WAL receiver.  On failure, what
- * the server said goes to `error`.  Waits at most 3 s, and SIGTERM ends the
- * wait.
+ * the server said goes to `error` ("" when it said nothing in time).  Waits at most `timeout_ms`, and SIGTERM
+ * ends the wait.
  */
 static bool
-password_works(RkPeer *up, const char *role, const char *password, char *error, size_t errlen)
+password_works(RkPeer *up, const char *role, const char *password, int timeout_ms,
+			   char *error, size_t errlen)
 {
 	char		port[16];
 	char		timeout[16];
@@ -463,7 +464,7 @@ password_works(RkPeer *up, const char *role, const char *password, char *error, 
 	bool		ok;
 
 	snprintf(port, sizeof(port), "%d", up->port);
-	snprintf(timeout, sizeof(timeout), "%d", 3);
+	snprintf(timeout, sizeof(timeout), "%d", Max(1, timeout_ms / 1000));
 	vals[0] = up->host;
 	vals[1] = port;
 	vals[2] = role;
@@ -476,7 +477,7 @@ password_works(RkPeer *up, const char *role, const char *password, char *error, 
 	vals[9] = password;			/* NULL: none given, libpq's defaults apply */
 	vals[10] = NULL;
 	conn = PQconnectStartParams(keys, vals, 0);
-	ok = login_finishes(conn, rk_monotonic_ms() + 3000);
+	ok = login_finishes(conn, rk_monotonic_ms() + timeout_ms);
 	if (!ok && error != NULL)
 	{
 		char	   *msg = conn ? PQerrorMessage(conn) : "out of memory";
@@ -487,8 +488,6 @@ password_works(RkPeer *up, const char *role, const char *password, char *error, 
 		for (char *c = error; *c; c++)
 			if (*c == '\n' || *c == '\r')
 				*c = ' ';
-		if (error[0] == '\0')
-			strlcpy(error, "no answer within 3 s", errlen);
 	}
 	PQfinish(conn);
 	return ok;
@@ -542,15 +541,15 @@ fetch_credentials(RkView *v)
 	 * Can the WAL receiver log in at all?  Its login is tried the way it
 	 * logs in (the replication role, the password file), so that
 	 * rk_status() says why this standby does not stream, rather than only
-	 * the server log.
+	 * the server log.  Within a probe's timeout: the upstream just answered.
 	 */
 	{
 		char	   *current = rk_peer_password(v->repl_role);
 		char		error[RK_REASON_LEN];
 
-		if (password_works(up, v->repl_role, current, error, sizeof(error)))
+		if (password_works(up, v->repl_role, current, rk_probe_timeout_ms, error, sizeof(error)))
 			set_receiver_login("");
-		else
+		else if (error[0] != '\0')
 		{
 			char		text[RK_REASON_LEN];
 
@@ -570,7 +569,7 @@ fetch_credentials(RkView *v)
 	rk_calls_run(&call, 1, rk_probe_timeout_ms);
 	role = call.phase == RK_CALL_DONE ? rk_call_value(&call, "role") : NULL;
 	password = call.phase == RK_CALL_DONE ? rk_call_value(&call, "password") : NULL;
-	if (role != NULL && password != NULL && !password_works(up, role, password, NULL, 0))
+	if (role != NULL && password != NULL && !password_works(up, role, password, 3000, NULL, 0))
 		ereport(LOG,
 				(errmsg(RK_LOG_PREFIX "the replication password %s handed over does not log in there; not taken",
 						up->name)));
