@@ -173,6 +173,36 @@ sync_members_needed(RkView *v, int *listed)
 }
 
 /*
+ * Does node `i`, out of recovery on timeline `tli`, hold none of what the
+ * primary acknowledged?  A fenced node on a timeline older than the
+ * primary's (an old primary waiting to learn whom to rejoin) never streamed
+ * the primary's timeline, so no commit the primary acknowledged waited for
+ * it.  (A standby that flushed the primary's WAL and then left recovery
+ * would be on a newer timeline: promotion replays all it has first; only a
+ * crash restart with standby.signal removed by hand could end recovery
+ * short of the timeline switch.)  Heard from, such a member of the synchronous list still counts
+ * toward the n - k + 1: the k that confirmed each commit are among the
+ * other n - 1, which the remaining n - k heard members then meet.  Left
+ * out, an old primary that is up but not a standby kept every election from
+ * its synchronous quorum once the primary after it came back as a standby
+ * (the fault soak's seed 4 ended with no primary at all).
+ */
+static bool
+holds_none_of_primary(RkView *v, int i, TimeLineID tli)
+{
+	RkPeer	   *p = &v->peers[i];
+	RkPeer	   *primary;
+	TimeLineID	primary_tli;
+
+	if (v->primary_idx < 0 || i == v->primary_idx || p->is_self || !p->sync || !p->joined ||
+		!p->fenced)
+		return false;
+	primary = &v->peers[v->primary_idx];
+	primary_tli = primary->is_self ? v->tli : primary->timeline;
+	return tli != 0 && primary_tli != 0 && tli < primary_tli;
+}
+
+/*
  * Is another node the winner of this term (or a newer one), still being
  * promoted?  It answers in recovery and names itself the primary
  * (rk_peer_state).  A term of this node's own would depose it just as it
@@ -253,6 +283,8 @@ rk_quorum_ready(RkView *v, char *reason, size_t reasonlen)
 		RkPeer	   *p = &v->peers[i];
 		bool		here = p->is_self || (p->reachable && p->in_recovery);
 
+		if (!p->is_self && p->reachable && !p->in_recovery && holds_none_of_primary(v, i, p->timeline))
+			heard_sync++;
 		if (!here)
 			continue;
 		/*
@@ -403,6 +435,8 @@ request_votes(RkView *v, uint64 term, const char *mode, int *heard_sync,
 		 */
 		if (a.refusal == RK_REFUSAL_NOT_STANDBY)
 		{
+			if (holds_none_of_primary(v, calls[c].peer_index, a.timeline))
+				(*heard_sync)++;
 			appendStringInfo(detail, "%s%s: %s", detail->len ? "; " : "", p->name, a.reason);
 			continue;
 		}
