@@ -173,19 +173,23 @@ sync_members_needed(RkView *v, int *listed)
 }
 
 /*
- * Does node `i`, out of recovery on timeline `tli`, hold none of what the
- * primary acknowledged?  A fenced node on a timeline older than the
- * primary's (an old primary waiting to learn whom to rejoin) never streamed
- * the primary's timeline, so no commit the primary acknowledged waited for
- * it.  (A standby that flushed the primary's WAL and then left recovery
- * would be on a newer timeline: promotion replays all it has first; only a
- * crash restart with standby.signal removed by hand could end recovery
- * short of the timeline switch.)  Heard from, such a member of the synchronous list still counts
- * toward the n - k + 1: the k that confirmed each commit are among the
- * other n - 1, which the remaining n - k heard members then meet.  Left
- * out, an old primary that is up but not a standby kept every election from
- * its synchronous quorum once the primary after it came back as a standby
- * (the fault soak's seed 4 ended with no primary at all).
+ * Does node `i`, out of recovery on timeline `tli`, hold nothing this
+ * candidate lacks of what was acknowledged?  A fenced node on a timeline
+ * older than the primary's (an old primary waiting to learn whom to rejoin)
+ * never streamed the primary's timeline, so no commit the primary
+ * acknowledged waited for it: the k that confirmed each of those are among
+ * the other n - 1 listed members, which the other n - k heard meet.  What
+ * it does hold from before the primary's timeline began (commits it
+ * acknowledged itself, which the primary inherited) the candidate has only
+ * if it replayed onto the primary's timeline: then it has the primary's WAL
+ * up to the switch, and the primary was elected holding all of that.  So
+ * only a candidate on the primary's timeline counts such a node as heard.
+ * (A standby that flushed the primary's WAL and then left recovery is on a
+ * newer timeline: promotion replays all it has first.  Only a crash restart
+ * with standby.signal removed by hand could end recovery short of the
+ * switch.)  Left out, an old primary that is up but no standby kept every
+ * election from its synchronous quorum once the primary after it came back
+ * as a standby (the fault soak's seed 4 ended with no primary at all).
  */
 static bool
 holds_none_of_primary(RkView *v, int i, TimeLineID tli)
@@ -199,7 +203,7 @@ holds_none_of_primary(RkView *v, int i, TimeLineID tli)
 		return false;
 	primary = &v->peers[v->primary_idx];
 	primary_tli = primary->is_self ? v->tli : primary->timeline;
-	return tli != 0 && primary_tli != 0 && tli < primary_tli;
+	return tli != 0 && primary_tli != 0 && tli < primary_tli && v->tli == primary_tli;
 }
 
 /*
