@@ -483,10 +483,14 @@ password_works(RkPeer *up, const char *role, const char *password, int timeout_m
 		char	   *msg = conn ? PQerrorMessage(conn) : "out of memory";
 		char	   *fatal = strstr(msg, "FATAL:");
 
-		/* The server's words, on one line, without libpq's "connection to ..." prefix. */
+		/*
+		 * The server's words, on one line, without libpq's "connection to
+		 * ..." prefix, and with no control character for a terminal that
+		 * shows rk_status(): whoever answers on that address wrote them.
+		 */
 		strlcpy(error, fatal ? fatal : msg, errlen);
-		for (char *c = error; *c; c++)
-			if (*c == '\n' || *c == '\r')
+		for (unsigned char *c = (unsigned char *) error; *c; c++)
+			if (*c < 0x20 || *c == 0x7f)
 				*c = ' ';
 	}
 	PQfinish(conn);
