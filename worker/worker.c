@@ -447,9 +447,10 @@ login_finishes(PGconn *conn, int64 deadline_ms)
  * password another node handed over replaces the one in the password file:
  * a node that lags, or one that is not what it claims, gets nothing
  * written; and to tell why a WAL receiver does not stream.  A NULL password
- * leaves it to libpq's defaults, as for the WAL receiver.  On failure, what
- * the server said goes to `error` ("" when it said nothing in time).  Waits at most `timeout_ms`, and SIGTERM
- * ends the wait.
+ * logs in as the WAL receiver does: PGPASSWORD if the server has one, else
+ * the password file its primary_conninfo names.  On failure, what the
+ * server said goes to `error` ("" when it said nothing in time).  Waits at
+ * most `timeout_ms`, and SIGTERM ends the wait.
  */
 static bool
 password_works(RkPeer *up, const char *role, const char *password, int timeout_ms,
@@ -458,8 +459,8 @@ password_works(RkPeer *up, const char *role, const char *password, int timeout_m
 	char		port[16];
 	char		timeout[16];
 	const char *keys[] = {"host", "port", "user", "dbname", "replication",
-		"connect_timeout", "sslmode", "channel_binding", "application_name", "password", NULL};
-	const char *vals[11];
+		"connect_timeout", "sslmode", "channel_binding", "application_name", "passfile", "password", NULL};
+	const char *vals[12];
 	PGconn	   *conn;
 	bool		ok;
 
@@ -474,8 +475,9 @@ password_works(RkPeer *up, const char *role, const char *password, int timeout_m
 	vals[6] = rk_tls_sslmode();
 	vals[7] = rk_tls_channel_binding(false);
 	vals[8] = "replication_kit password check";
-	vals[9] = password;			/* NULL: none given, libpq's defaults apply */
-	vals[10] = NULL;
+	vals[9] = psprintf("%s/%s", DataDir, RK_PASS_FILE);
+	vals[10] = password;		/* NULL: none given, as in primary_conninfo */
+	vals[11] = NULL;
 	conn = PQconnectStartParams(keys, vals, 0);
 	ok = login_finishes(conn, rk_monotonic_ms() + timeout_ms);
 	if (!ok && error != NULL)
@@ -543,15 +545,14 @@ fetch_credentials(RkView *v)
 
 	/*
 	 * Can the WAL receiver log in at all?  Its login is tried the way it
-	 * logs in (the replication role, the password file), so that
+	 * logs in (the replication role, the same password), so that
 	 * rk_status() says why this standby does not stream, rather than only
 	 * the server log.  Within a probe's timeout: the upstream just answered.
 	 */
 	{
-		char	   *current = rk_peer_password(v->repl_role);
 		char		error[RK_REASON_LEN];
 
-		if (password_works(up, v->repl_role, current, rk_probe_timeout_ms, error, sizeof(error)))
+		if (password_works(up, v->repl_role, NULL, rk_probe_timeout_ms, error, sizeof(error)))
 			set_receiver_login("");
 		else if (error[0] != '\0')
 		{
@@ -560,11 +561,6 @@ fetch_credentials(RkView *v)
 			snprintf(text, sizeof(text), "the WAL receiver cannot log in to %s as \"%s\": %s",
 					 up->name, v->repl_role, error);
 			set_receiver_login(text);
-		}
-		if (current)
-		{
-			memset(current, 0, strlen(current));
-			pfree(current);
 		}
 	}
 
