@@ -452,11 +452,23 @@ inline best_candidate(bc_i)
 	}
 }
 
+/*
+ * election.c holds_none_of_primary(): a node out of recovery that
+ * acknowledges nothing, on a timeline older than the known primary's, is a
+ * heard synchronous member for a candidate on the primary's timeline
+ */
+#define HOLDS_NONE(j, c) (h_prim != NONE && (j) != h_prim && !rec[j] && !ACKS(j) && \
+                          TLI(j) < TLI(h_prim) && TLI(c) == TLI(h_prim))
+
 /* rk_quorum_ready(): the pre-vote, from this round's probes (h_ok) */
 inline quorum_ready(qr_i)
 {
 	h_ok = 1; h_sup = 0; h_maj = 0;
 	for (h_j : 0 .. N-1) {
+		if
+		:: h_j != qr_i && h_ans[h_j] && HOLDS_NONE(h_j, qr_i) -> h_sup++
+		:: else -> skip
+		fi;
 		if
 		:: h_j == qr_i || (h_ans[h_j] && rec[h_j]) ->
 			if                          /* reachable: a voter; the known primary once it could vote */
@@ -517,7 +529,8 @@ inline run_election(re_i, re_mode)
 					:: else -> skip
 					fi;
 					if
-					:: h_ref == R_NOT_STANDBY -> skip
+					:: h_ref == R_NOT_STANDBY && HOLDS_NONE(h_k, re_i) -> h_heard++
+					:: h_ref == R_NOT_STANDBY && !HOLDS_NONE(h_k, re_i) -> skip
 					:: h_ref != R_NOT_STANDBY && (h_ref == R_MORE_WAL || MOREWAL(h_k, re_i)) -> h_more = 1
 					:: h_ref != R_NOT_STANDBY && !(h_ref == R_MORE_WAL || MOREWAL(h_k, re_i)) && h_k != h_prim -> h_heard++
 					:: else -> skip
