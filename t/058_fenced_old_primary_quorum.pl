@@ -49,22 +49,8 @@ ok( defined wait_until(sub { (psql_ok($new, 'SELECT pg_is_in_recovery()'))[1] eq
 # The cut heals.  pgmaster is up, fenced and out of recovery; the two
 # standbys must still elect a primary between them.
 partition($other, undef);
-my $winner;
-ok( defined wait_until(
-		sub {
-			for my $n ($new, $other)
-			{
-				my ($ok, $out) = psql_ok($n,
-					"SELECT NOT pg_is_in_recovery() AND worker_state = 'primary' FROM rk_local_node()");
-				if ($ok && $out eq 't')
-				{
-					$winner = $n;
-					return 1;
-				}
-			}
-			return 0;
-		},
-		120),
+my $winner = wait_for_kit_primary(120, $new, $other);
+ok(defined $winner,
 	'a standby wins a new term although pgmaster is up, fenced and no standby');
 SKIP:
 {

@@ -116,22 +116,8 @@ for my $n ($primary, $s1)
 }
 $primary->reload;
 $s1->start;
-my $final;
-ok( defined wait_until(
-		sub {
-			for my $n (@standbys)
-			{
-				my ($ok, $out) = psql_ok($n,
-					"SELECT NOT pg_is_in_recovery() AND worker_state = 'primary' FROM rk_local_node()");
-				if ($ok && $out eq 't')
-				{
-					$final = $n;
-					return 1;
-				}
-			}
-			return 0;
-		},
-		180),
+my $final = wait_for_kit_primary(180, @standbys);
+ok(defined $final,
 	'a primary again once standby1 is back');
 is($final && $final->safe_psql('postgres', 'SELECT count(*) FROM x'), '1', 'and X is on it');
 

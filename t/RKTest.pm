@@ -16,7 +16,7 @@ use IPC::Run;
 use Exporter 'import';
 our @EXPORT = qw(start_setup_primary new_kit_node setup_primary clone_standby build_cluster
   build_cluster_async kit_settings wait_for_sync_state status_of wait_until psql_ok
-  write_connstr start_writer stop_writer acked_missing wait_for_primary
+  write_connstr start_writer stop_writer acked_missing wait_for_primary wait_for_kit_primary
   freeze_node thaw_node node_pids reclone run_clone_command kill9 poll_ok wait_follows
   partition fail_over_diverged diverge_and_kill cut_off_committing $REPL_PASSWORD
   rejoin_helper_running kill_rejoin_mid_copy);
@@ -233,6 +233,24 @@ sub wait_for_primary
 		} @nodes;
 		$found = $p[0] if @p == 1;
 		return @p == 1;
+	}, $timeout);
+	return $found;
+}
+
+# Wait until one of `nodes` is out of recovery and its worker is the
+# primary (a fenced old primary is out of recovery too, but is not);
+# returns it, or undef after `timeout` seconds.
+sub wait_for_kit_primary
+{
+	my ($timeout, @nodes) = @_;
+	my $found;
+	wait_until(sub {
+		($found) = grep {
+			my ($ok, $out) = psql_ok($_,
+				"SELECT NOT pg_is_in_recovery() AND worker_state = 'primary' FROM rk_local_node()");
+			$ok && $out eq 't';
+		} @nodes;
+		return defined $found;
 	}, $timeout);
 	return $found;
 }
