@@ -70,12 +70,11 @@ rk_local_node(PG_FUNCTION_ARGS)
 	values[4] = Int64GetDatum((int64) rk_shared->state.term);
 	values[5] = CStringGetTextDatum(rk_shared->worker_state);
 	values[6] = timestamp_or_null(rk_shared->last_seen_primary, &nulls[6]);
-	if (rk_shared->readiness[0] && rk_shared->receiver_login[0])
-		values[7] = CStringGetTextDatum(psprintf("%s; %s", rk_shared->readiness, rk_shared->receiver_login));
-	else if (rk_shared->readiness[0] || rk_shared->receiver_login[0])
-		values[7] = CStringGetTextDatum(rk_shared->readiness[0] ? rk_shared->readiness : rk_shared->receiver_login);
-	else
-		nulls[7] = true;
+	/* Why it is not ready, and why its WAL receiver cannot log in: either, both, or NULL. */
+	values[7] = CStringGetTextDatum(psprintf("%s%s%s", rk_shared->readiness,
+											 rk_shared->readiness[0] && rk_shared->receiver_login[0] ? "; " : "",
+											 rk_shared->receiver_login));
+	nulls[7] = !rk_shared->readiness[0] && !rk_shared->receiver_login[0];
 	LWLockRelease(rk_shared->lock);
 
 	PG_RETURN_DATUM(HeapTupleGetDatum(heap_form_tuple(tupdesc, values, nulls)));

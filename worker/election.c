@@ -287,7 +287,7 @@ rk_quorum_ready(RkView *v, char *reason, size_t reasonlen)
 		RkPeer	   *p = &v->peers[i];
 		bool		here = p->is_self || (p->reachable && p->in_recovery);
 
-		if (!p->is_self && p->reachable && !p->in_recovery && holds_none_of_primary(v, i, p->timeline))
+		if (p->reachable && !p->in_recovery && holds_none_of_primary(v, i, p->timeline))
 			heard_sync++;
 		if (!here)
 			continue;
