@@ -22,6 +22,23 @@ use Test::More;
 use lib 't';
 use RKTest;
 
+# Which segments are kept: the name's last 16 digits of the segment that
+# holds an LSN, for segment sizes from 1 MB to 1 GB.
+my $bindir = `pg_config --bindir`;
+chomp $bindir;
+for my $case (
+	[ '0/4000060', 16 << 20, 0, '0000000000000004' ],
+	[ '1/FF000000', 16 << 20, 1, '0000000200000000' ],
+	[ '0000000100000003', 1 << 30, 1, '0000000200000000' ],
+	[ '7FFFFFFF/FFFFFFFF', 1 << 20, 0, '7FFFFFFF00000FFF' ],
+	[ '0/0', 64 << 20, 0, '0000000000000000' ],
+	[ '12/3/4', 16 << 20, 0, undef ])
+{
+	my ($lsn, $size, $plus, $want) = @$case;
+	my $got = `bash -c 'source "\$1"; segment_of "\$2" "\$3" "\$4"' - '$bindir/rk_rejoin' '$lsn' $size $plus`;
+	is($? == 0 ? $got : undef, $want, "segment_of $lsn, segment size $size, plus $plus");
+}
+
 my ($primary, $pgslave, $pgasync) = build_cluster();
 my $new = fail_over_diverged($primary, $pgslave, $pgasync);
 my $pgdata = $primary->data_dir;
@@ -36,8 +53,6 @@ $new->safe_psql('postgres', 'CHECKPOINT');
 # The fence at start makes pgmaster a standby and its worker starts the
 # rewind.  Few tries and short pauses: without the kept WAL each later try
 # fails the same way, and the test should say so soon.
-my $bindir = `pg_config --bindir`;
-chomp $bindir;
 {
 	local $ENV{RK_REWIND_TRIES} = 3;
 	local $ENV{RK_REWIND_PAUSE_MAX} = 2;
@@ -51,7 +66,8 @@ chomp $bindir;
 # once the work directory notes that the rewind begins.
 my $notice;
 $new->psql('postgres', qq{
-SET rk.rewinding = '$work/rewinding';} . q{
+SET rk.rewinding = '$work/rewinding';
+SET rk.wal = '$pgdata.rk_rewinding/pg_wal';} . q{
 DO $$
 DECLARE
 	deadline timestamptz := clock_timestamp() + interval '180 s';
@@ -62,7 +78,11 @@ BEGIN
 			WHERE pid <> pg_backend_pid() AND state = 'active'
 			  AND query LIKE '%pg_read_binary_file(path, begin, len, true)%'
 			  AND (pg_stat_file(current_setting('rk.rewinding'), true)).size IS NOT NULL) > 0 THEN
-			RAISE NOTICE 'cut';
+			-- what the next try will find of this node's WAL
+			RAISE NOTICE 'cut, % WAL segments emptied',
+				(SELECT count(*) FROM pg_ls_dir(current_setting('rk.wal'), true, false) f
+				 WHERE f ~ '^[0-9A-F]{24}$'
+				   AND (pg_stat_file(current_setting('rk.wal') || '/' || f, true)).size = 0);
 			RETURN;
 		END IF;
 		PERFORM pg_sleep(0.001);
@@ -70,13 +90,16 @@ BEGIN
 END
 $$}, stderr => \$notice);
 like($notice, qr/NOTICE:  cut/, "the source's backend is terminated while pg_rewind fetches");
+ok(($notice // '') =~ /cut, (\d+) WAL segments emptied/ && $1 > 0,
+	"pg_rewind had emptied some of the node's WAL segments by then")
+  or diag($notice);
 
 ok(defined wait_until(sub { !-e $work && !rejoin_helper_running($pgdata) }, 180),
 	'the rejoin finishes')
   or diag(-e "$work/run.log" ? slurp_file("$work/run.log") : 'no run.log');
 $primary->_update_pid(system("$bindir/pg_ctl", '-D', $pgdata, 'status') == 0 ? 1 : -1);
 my $log = slurp_file("$pgdata/replication_kit.rejoin.log");
-like($log, qr/kept this node's WAL from segment [0-9A-F]{16} on/, "the node's WAL was kept before the rewind");
+like($log, qr/kept this node's WAL, segments [0-9A-F]{16} to [0-9A-F]{16}/, "the node's WAL was kept before the rewind");
 like($log, qr/pg_rewind failed \(try 1 of 3/, 'the first try was cut off');
 like($log, qr/pg_rewind done/, 'a later try finished the rewind')
   or diag($log);
