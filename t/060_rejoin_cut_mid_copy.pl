@@ -71,19 +71,23 @@ SET rk.wal = '$pgdata.rk_rewinding/pg_wal';} . q{
 DO $$
 DECLARE
 	deadline timestamptz := clock_timestamp() + interval '180 s';
+	emptied bigint;
 BEGIN
 	WHILE clock_timestamp() < deadline LOOP
 		PERFORM pg_stat_clear_snapshot();
-		IF (SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity
-			WHERE pid <> pg_backend_pid() AND state = 'active'
-			  AND query LIKE '%pg_read_binary_file(path, begin, len, true)%'
-			  AND (pg_stat_file(current_setting('rk.rewinding'), true)).size IS NOT NULL) > 0 THEN
-			-- what the next try will find of this node's WAL
-			RAISE NOTICE 'cut, % WAL segments emptied',
-				(SELECT count(*) FROM pg_ls_dir(current_setting('rk.wal'), true, false) f
-				 WHERE f ~ '^[0-9A-F]{24}$'
-				   AND (pg_stat_file(current_setting('rk.wal') || '/' || f, true)).size = 0);
-			RETURN;
+		-- pg_rewind empties a file when it queues its copy, and fetches
+		-- every thousand chunks: the batch that holds the WAL may come
+		-- after others.  Cut once some of the node's WAL is empty.
+		IF (pg_stat_file(current_setting('rk.rewinding'), true)).size IS NOT NULL THEN
+			emptied := (SELECT count(*) FROM pg_ls_dir(current_setting('rk.wal'), true, false) f
+						WHERE f ~ '^[0-9A-F]{24}$'
+						  AND (pg_stat_file(current_setting('rk.wal') || '/' || f, true)).size = 0);
+			IF emptied > 0 AND (SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity
+				WHERE pid <> pg_backend_pid() AND state = 'active'
+				  AND query LIKE '%pg_read_binary_file(path, begin, len, true)%') > 0 THEN
+				RAISE NOTICE 'cut, % WAL segments emptied', emptied;
+				RETURN;
+			END IF;
 		END IF;
 		PERFORM pg_sleep(0.001);
 	END LOOP;
